@@ -1,0 +1,470 @@
+// Coordinator plumbing: locking, sessions, entry lifetime, tokens, the
+// memory budget, parked calls and deadlines. The dogpile and RW-mutex rules
+// live in dogpile.cc and rwmutex.cc.
+#include "core/coordinator.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "core/op.h"
+#include "core/validation.h"
+
+namespace dogpiled::core {
+namespace {
+
+// Tokens are reserved in blocks so the store is written rarely.
+constexpr Token kTokenBlock = 1 << 16;
+
+uint64_t ValueBytes(const Entry& entry) {
+  return entry.value.size() + entry.key.size();
+}
+
+}  // namespace
+
+Coordinator::Coordinator(CoordinatorOptions options)
+    : limits_(options.limits),
+      clock_(options.clock),
+      token_store_(options.token_store),
+      rng_(options.seed),
+      last_token_(options.first_token),
+      persisted_token_(options.first_token) {}
+
+void Coordinator::Defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+}
+
+void Coordinator::AddDeadline(int64_t deadline_ms) {
+  if (!reported_deadline_ || deadline_ms < *reported_deadline_) {
+    reported_deadline_ = deadline_ms;
+    deadline_moved_ = true;
+  }
+}
+
+void Coordinator::SetDeadlineHook(std::function<void()> hook) {
+  Op op(this);
+  deadline_hook_ = std::move(hook);
+}
+
+std::optional<int64_t> Coordinator::NextDeadlineMs() {
+  Op op(this);
+  reported_deadline_ = timers_.NextDeadline();
+  deadline_moved_ = false;
+  return reported_deadline_;
+}
+
+void Coordinator::Tick() {
+  Op op(this);
+  const int64_t now = clock_->NowMs();
+  while (auto target = timers_.PopDue(now)) {
+    FireTimer(*target);
+  }
+}
+
+// ---------------------------------------------------------------- sessions
+
+StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
+                                       const std::string& client_name) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  if (ttl_ms != 0 &&
+      (ttl_ms < limits_.min_ttl_ms || ttl_ms > limits_.max_ttl_ms)) {
+    return InvalidArgument("ttl_ms: must be 0 (the default) or between " +
+                           std::to_string(limits_.min_ttl_ms) + " and " +
+                           std::to_string(limits_.max_ttl_ms));
+  }
+  if (Status s = CheckMaxBytes(client_name, kMaxClientNameBytes,
+                               "client_name");
+      !s.ok()) {
+    return s;
+  }
+  if (sessions_.size() >= limits_.max_sessions) {
+    return ResourceExhausted("sessions: the cap of " +
+                             std::to_string(limits_.max_sessions) +
+                             " open sessions is reached");
+  }
+  SessionId id = 0;
+  while (id == 0 || sessions_.count(id) != 0) {
+    id = rng_() >> 1;  // 63 bits: safe in every language's int64
+  }
+  Session& session = sessions_[id];
+  session.id = id;
+  session.ttl_ms = ttl_ms == 0 ? limits_.default_ttl_ms : ttl_ms;
+  session.deadline_ms = clock_->NowMs() + session.ttl_ms;
+  session.client_name = client_name;
+  session.timer = timers_.Add(session.deadline_ms,
+                              {TimerTarget::Kind::kSession, id, {}, {}});
+  AddDeadline(session.deadline_ms);
+  return OpenResult{id, session.ttl_ms};
+}
+
+StatusOr<int64_t> Coordinator::KeepAlive(SessionId id) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  Session* session = FindSession(id);
+  if (session == nullptr) {
+    return NotFound("session_id: unknown or ended session " +
+                    std::to_string(id));
+  }
+  // The timer stays where it is; when it fires it sees the later deadline
+  // and re-arms. That keeps KeepAlive O(1).
+  session->deadline_ms = clock_->NowMs() + session->ttl_ms;
+  return session->ttl_ms;
+}
+
+Status Coordinator::Close(SessionId id) {
+  Op op(this);
+  Session* session = FindSession(id);
+  if (session == nullptr) {
+    return NotFound("session_id: unknown or ended session " +
+                    std::to_string(id));
+  }
+  EndSession(session, /*expired=*/false);
+  return {};
+}
+
+Session* Coordinator::FindSession(SessionId id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : &it->second;
+}
+
+void Coordinator::EndSession(Session* session, bool expired) {
+  const SessionId id = session->id;
+  if (expired) {
+    ++stats_.session_expiries;
+  }
+  timers_.Cancel(session->timer);
+  const std::vector<uint64_t> waits(session->waits.begin(),
+                                    session->waits.end());
+  for (uint64_t wait_id : waits) {
+    Waiter waiter = Unpark(wait_id);
+    Answer(waiter, NotFound("session_id: session " + std::to_string(id) +
+                            " ended while waiting"));
+    if (waiter.is_lock) {
+      ServeRwLine(*waiter.entry);
+    }
+    MaybeCollect(waiter.entry);
+  }
+  const std::vector<Entry*> roles(session->creator_of.begin(),
+                                  session->creator_of.end());
+  for (Entry* entry : roles) {
+    ReleaseCreator(*entry);
+    ServeDogpileLine(*entry);
+    MaybeCollect(entry);
+  }
+  const std::vector<std::pair<Token, Entry*>> locks(session->locks.begin(),
+                                                    session->locks.end());
+  for (auto [token, entry] : locks) {
+    ReleaseLock(*entry, token);
+    ServeRwLine(*entry);
+    MaybeCollect(entry);
+  }
+  sessions_.erase(id);
+}
+
+// ------------------------------------------------------ entries, registries
+
+Entry& Coordinator::GetOrCreateEntry(const std::string& registry_name,
+                                     const std::string& key) {
+  Registry& registry = registries_[registry_name];
+  if (registry.name.empty()) {
+    registry.name = registry_name;
+  }
+  auto [it, inserted] = registry.entries.try_emplace(key);
+  if (inserted) {
+    it->second.registry = &registry;
+    it->second.key = key;
+    it->second.lru_pos = lru_.end();
+    ++entry_count_;
+  }
+  return it->second;
+}
+
+Registry* Coordinator::FindRegistry(const std::string& name) {
+  auto it = registries_.find(name);
+  return it == registries_.end() ? nullptr : &it->second;
+}
+
+Entry* Coordinator::FindEntry(const std::string& registry_name,
+                              const std::string& key) {
+  Registry* registry = FindRegistry(registry_name);
+  if (registry == nullptr) {
+    return nullptr;
+  }
+  auto it = registry->entries.find(key);
+  return it == registry->entries.end() ? nullptr : &it->second;
+}
+
+bool Coordinator::InUse(const Entry& entry) const {
+  return entry.creator.has_value() || !entry.dogpile_line.empty() ||
+         entry.writer_token != 0 || !entry.readers.empty() ||
+         !entry.rw_line.empty();
+}
+
+void Coordinator::MaybeCollect(Entry* entry) {
+  if (entry->has_value || InUse(*entry) ||
+      entry->invalidation.remember_until_ms > clock_->NowMs()) {
+    return;
+  }
+  timers_.Cancel(entry->invalidation.timer);
+  Registry* registry = entry->registry;
+  registry->entries.erase(entry->key);
+  --entry_count_;
+  MaybeCollectRegistry(registry);
+}
+
+void Coordinator::MaybeCollectRegistry(Registry* registry) {
+  if (!registry->entries.empty() ||
+      registry->invalidation.remember_until_ms > clock_->NowMs()) {
+    return;
+  }
+  timers_.Cancel(registry->invalidation.timer);
+  registries_.erase(registry->name);
+}
+
+void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target) {
+  const double wall = clock_->WallSeconds();
+  inv.soft_token = last_token_;
+  inv.soft_wall = wall;
+  if (hard) {
+    inv.hard_token = last_token_;
+    inv.hard_wall = wall;
+  }
+  inv.remember_until_ms = clock_->NowMs() + limits_.invalidation_horizon_ms;
+  timers_.Cancel(inv.timer);
+  inv.timer = timers_.Add(inv.remember_until_ms, std::move(target));
+  AddDeadline(inv.remember_until_ms);
+}
+
+StatusOr<Token> Coordinator::NextToken() {
+  const Token token = last_token_ + 1;
+  if (token > persisted_token_) {
+    const Token high_water = token + kTokenBlock;
+    if (token_store_ != nullptr) {
+      if (Status s = token_store_->Persist(high_water); !s.ok()) {
+        return Unavailable("cannot persist the fencing-token high-water "
+                           "mark: " + s.message());
+      }
+    }
+    persisted_token_ = high_water;
+  }
+  last_token_ = token;
+  return token;
+}
+
+// ------------------------------------------------- values, memory budget
+
+void Coordinator::TouchLru(Entry& entry) {
+  if (entry.has_value) {
+    lru_.splice(lru_.begin(), lru_, entry.lru_pos);
+  }
+}
+
+void Coordinator::DropValue(Entry& entry) {
+  if (!entry.has_value) {
+    return;
+  }
+  stats_.stored_bytes -= ValueBytes(entry);
+  lru_.erase(entry.lru_pos);
+  entry.lru_pos = lru_.end();
+  entry.has_value = false;
+  std::string().swap(entry.value);
+}
+
+Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
+  const uint64_t kept =
+      stats_.stored_bytes - (entry.has_value ? ValueBytes(entry) : 0);
+  if (kept + bytes <= limits_.memory_budget_bytes) {
+    return {};
+  }
+  uint64_t need = kept + bytes - limits_.memory_budget_bytes;
+  // First make sure enough can go, so a refusal changes nothing.
+  std::vector<Entry*> victims;
+  uint64_t freed = 0;
+  for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
+    Entry* candidate = *it;
+    if (candidate != &entry && !InUse(*candidate)) {
+      victims.push_back(candidate);
+      freed += ValueBytes(*candidate);
+    }
+  }
+  if (freed < need) {
+    return ResourceExhausted(
+        "value: the memory budget of " +
+        std::to_string(limits_.memory_budget_bytes) +
+        " bytes is full of values in use");
+  }
+  for (Entry* victim : victims) {
+    DropValue(*victim);
+    ++stats_.evictions;
+    MaybeCollect(victim);
+  }
+  return {};
+}
+
+// ---------------------------------------------------------- parked calls
+
+Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
+                          std::list<uint64_t>& line) {
+  const uint64_t id = next_wait_id_++;
+  Waiter& waiter = waiters_[id];
+  waiter.id = id;
+  waiter.session_id = session_id;
+  waiter.entry = &entry;
+  const int64_t deadline = clock_->NowMs() + wait_ms;
+  waiter.timer = timers_.Add(deadline, {TimerTarget::Kind::kWaiter, id, {}, {}});
+  AddDeadline(deadline);
+  waiter.pos = line.insert(line.end(), id);
+  sessions_.at(session_id).waits.insert(id);
+  return waiter;
+}
+
+Waiter Coordinator::Unpark(uint64_t wait_id) {
+  auto it = waiters_.find(wait_id);
+  Waiter waiter = std::move(it->second);
+  waiters_.erase(it);
+  Entry& entry = *waiter.entry;
+  if (waiter.is_lock) {
+    entry.rw_line.erase(waiter.pos);
+  } else {
+    entry.dogpile_line.erase(waiter.pos);
+  }
+  timers_.Cancel(waiter.timer);
+  if (Session* session = FindSession(waiter.session_id)) {
+    session->waits.erase(wait_id);
+  }
+  return waiter;
+}
+
+void Coordinator::Answer(Waiter& waiter, Status status) {
+  if (waiter.is_lock) {
+    Defer([done = std::move(waiter.lock_done), status] { done(status); });
+  } else {
+    Defer([done = std::move(waiter.acquire_done), status] { done(status); });
+  }
+}
+
+Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line) const {
+  if (waiters_.size() >= limits_.max_waiters) {
+    return ResourceExhausted("waiters: the cap of " +
+                             std::to_string(limits_.max_waiters) +
+                             " parked calls is reached");
+  }
+  if (line.size() >= limits_.max_waiters_per_key) {
+    return ResourceExhausted("key: the cap of " +
+                             std::to_string(limits_.max_waiters_per_key) +
+                             " parked calls on one key is reached");
+  }
+  return {};
+}
+
+void Coordinator::CancelWait(uint64_t wait_id) {
+  Op op(this);
+  if (waiters_.count(wait_id) == 0) {
+    return;
+  }
+  Waiter waiter = Unpark(wait_id);
+  Answer(waiter, {Code::kCancelled, "the caller cancelled the wait"});
+  if (waiter.is_lock) {
+    ServeRwLine(*waiter.entry);
+  }
+  MaybeCollect(waiter.entry);
+}
+
+void Coordinator::FireTimer(const TimerTarget& target) {
+  const int64_t now = clock_->NowMs();
+  switch (target.kind) {
+    case TimerTarget::Kind::kSession: {
+      Session* session = FindSession(target.id);
+      if (session == nullptr) {
+        return;
+      }
+      if (session->deadline_ms > now) {  // renewed since the timer was set
+        session->timer = timers_.Add(
+            session->deadline_ms, {TimerTarget::Kind::kSession, session->id,
+                                   {}, {}});
+        AddDeadline(session->deadline_ms);
+        return;
+      }
+      EndSession(session, /*expired=*/true);
+      return;
+    }
+    case TimerTarget::Kind::kCreator: {
+      Entry* entry = FindEntry(target.registry, target.key);
+      if (entry == nullptr || !entry->creator ||
+          entry->creator->token != target.id) {
+        return;
+      }
+      ++stats_.creation_timeouts;
+      entry->creator->timer = 0;  // this timer is the one firing
+      ReleaseCreator(*entry);
+      ServeDogpileLine(*entry);
+      MaybeCollect(entry);
+      return;
+    }
+    case TimerTarget::Kind::kWaiter: {
+      if (waiters_.count(target.id) == 0) {
+        return;
+      }
+      waiters_.at(target.id).timer = 0;
+      Waiter waiter = Unpark(target.id);
+      ++stats_.wait_timeouts;
+      if (waiter.is_lock) {
+        Defer([done = std::move(waiter.lock_done)] { done(LockResult{}); });
+        ServeRwLine(*waiter.entry);
+      } else {
+        Answer(waiter, {Code::kDeadlineExceeded,
+                        "wait_timeout_ms: no value was published within " +
+                            std::to_string(waiter.acquire.wait_timeout_ms) +
+                            " ms"});
+      }
+      MaybeCollect(waiter.entry);
+      return;
+    }
+    case TimerTarget::Kind::kEntryHorizon: {
+      if (Entry* entry = FindEntry(target.registry, target.key)) {
+        entry->invalidation.timer = 0;
+        MaybeCollect(entry);
+      }
+      return;
+    }
+    case TimerTarget::Kind::kRegistryHorizon: {
+      if (Registry* registry = FindRegistry(target.registry)) {
+        registry->invalidation.timer = 0;
+        MaybeCollectRegistry(registry);
+      }
+      return;
+    }
+  }
+}
+
+void Coordinator::Shutdown() {
+  Op op(this);
+  shutting_down_ = true;
+  std::vector<uint64_t> ids;
+  ids.reserve(waiters_.size());
+  for (const auto& [id, waiter] : waiters_) {
+    ids.push_back(id);
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    Waiter waiter = Unpark(id);
+    Answer(waiter, Unavailable("dogpiled is shutting down"));
+  }
+}
+
+Stats Coordinator::GetStats() {
+  Op op(this);
+  Stats stats = stats_;
+  stats.sessions = sessions_.size();
+  stats.registries = registries_.size();
+  stats.entries = entry_count_;
+  stats.waiters = waiters_.size();
+  return stats;
+}
+
+}  // namespace dogpiled::core

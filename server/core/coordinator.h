@@ -1,0 +1,180 @@
+// The domain core of dogpiled: sessions, dogpile entries and read-write
+// mutexes, driven by an injected clock. It knows nothing about transport.
+//
+// Thread-safety: every public method may be called from any thread. One
+// mutex guards all state. Callbacks of parked calls (and the deadline hook)
+// run exactly once, on the thread of whichever call resolved them, after the
+// mutex is released, so they may call back into the Coordinator.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/clock.h"
+#include "core/limits.h"
+#include "core/state.h"
+#include "core/status.h"
+#include "core/thread_annotations.h"
+#include "core/timer_queue.h"
+#include "core/types.h"
+
+namespace dogpiled::core {
+
+// Persists the fencing-token high-water mark so tokens never repeat across
+// a restart. Called under the Coordinator's lock, rarely (once per block).
+class TokenStore {
+ public:
+  virtual ~TokenStore() = default;
+  // Promise that no token above `high_water` has been handed out... yet:
+  // the store must make it durable before returning OK.
+  virtual Status Persist(Token high_water) = 0;
+};
+
+struct CoordinatorOptions {
+  Limits limits;
+  const Clock* clock = nullptr;  // required; outlives the Coordinator
+  TokenStore* token_store = nullptr;  // optional
+  Token first_token = 1;  // tokens handed out start above this
+  uint64_t seed = 0;      // session ids and XFetch draws
+};
+
+class Coordinator {
+ public:
+  explicit Coordinator(CoordinatorOptions options);
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Sessions.
+  StatusOr<OpenResult> Open(int64_t ttl_ms, const std::string& client_name);
+  StatusOr<int64_t> KeepAlive(SessionId id);  // returns the granted TTL
+  Status Close(SessionId id);
+
+  // Dogpile. Acquire calls `done` exactly once: before it returns when the
+  // answer is immediate, later when the call parks. It returns a wait id
+  // (0 when already answered) for CancelWait.
+  uint64_t Acquire(const AcquireRequest& request, AcquireCallback done);
+  StatusOr<double> Publish(const PublishRequest& request);
+  Status Abandon(const AbandonRequest& request);
+  Status Invalidate(const InvalidateRequest& request);
+  StatusOr<PeekResult> Peek(const std::string& registry,
+                            const std::string& key, int64_t expire_ms);
+
+  // Read-write mutex; same callback rules as Acquire.
+  uint64_t Lock(const LockRequest& request, LockCallback done);
+  Status Unlock(const std::string& registry, const std::string& key,
+                SessionId session_id, Token token);
+
+  // Takes a parked call out of its line and answers it CANCELLED. No-op if
+  // it was answered already.
+  void CancelWait(uint64_t wait_id);
+
+  // Expires everything due at the clock's now: sessions, creator roles,
+  // waits, remembered invalidations.
+  void Tick();
+  std::optional<int64_t> NextDeadlineMs();
+  // Called (outside the lock) whenever a deadline earlier than any reported
+  // by NextDeadlineMs() before has been added. Set it before serving.
+  void SetDeadlineHook(std::function<void()> hook);
+
+  // New requests get UNAVAILABLE; every parked call is answered UNAVAILABLE.
+  void Shutdown();
+
+  Stats GetStats();
+  const Limits& limits() const { return limits_; }
+
+ private:
+  class Op;
+  friend class Op;
+
+  // --- sessions (coordinator.cc) ---
+  Session* FindSession(SessionId id) DP_REQUIRES(mu_);
+  void EndSession(Session* session, bool expired) DP_REQUIRES(mu_);
+
+  // --- entries and registries (coordinator.cc) ---
+  Entry& GetOrCreateEntry(const std::string& registry,
+                          const std::string& key) DP_REQUIRES(mu_);
+  Entry* FindEntry(const std::string& registry, const std::string& key)
+      DP_REQUIRES(mu_);
+  Registry* FindRegistry(const std::string& name) DP_REQUIRES(mu_);
+  // Erases the entry (and its registry) if nothing references it.
+  void MaybeCollect(Entry* entry) DP_REQUIRES(mu_);
+  void MaybeCollectRegistry(Registry* registry) DP_REQUIRES(mu_);
+  StatusOr<Token> NextToken() DP_REQUIRES(mu_);
+  void Remember(Invalidation& inv, bool hard, TimerTarget target)
+      DP_REQUIRES(mu_);
+  void AddDeadline(int64_t deadline_ms) DP_REQUIRES(mu_);
+  void Defer(std::function<void()> fn) DP_REQUIRES(mu_);
+
+  // --- values and memory budget (coordinator.cc) ---
+  void DropValue(Entry& entry) DP_REQUIRES(mu_);
+  bool InUse(const Entry& entry) const;
+  Status MakeRoom(Entry& entry, uint64_t bytes) DP_REQUIRES(mu_);
+  void TouchLru(Entry& entry) DP_REQUIRES(mu_);
+
+  // --- waiters (coordinator.cc) ---
+  Status CheckWaitCaps(const std::list<uint64_t>& line) const
+      DP_REQUIRES(mu_);
+  Waiter& Park(Entry& entry, SessionId session, int64_t wait_ms,
+               std::list<uint64_t>& line) DP_REQUIRES(mu_);
+  // Unlinks a waiter everywhere and returns it (for answering).
+  Waiter Unpark(uint64_t wait_id) DP_REQUIRES(mu_);
+  void Answer(Waiter& waiter, Status status) DP_REQUIRES(mu_);
+  void FireTimer(const TimerTarget& target) DP_REQUIRES(mu_);
+
+  // --- dogpile (dogpile.cc) ---
+  enum class Decision { kFresh, kStale, kCreate, kWait };
+  Decision Decide(Entry& entry, const AcquireRequest& request,
+                  AcquireResult& result) DP_REQUIRES(mu_);
+  // Drops a creator whose token an invalidation doomed, and serves the line.
+  void Normalize(Entry& entry) DP_REQUIRES(mu_);
+  Status GrantCreator(Entry& entry, const AcquireRequest& request,
+                      AcquireResult& result) DP_REQUIRES(mu_);
+  void ReleaseCreator(Entry& entry) DP_REQUIRES(mu_);
+  // Re-decides the parked Acquires in arrival order (after the role was
+  // freed or a value published).
+  void ServeDogpileLine(Entry& entry) DP_REQUIRES(mu_);
+  void CountOutcome(Outcome outcome) DP_REQUIRES(mu_);
+  Token SoftInvalidToken(const Entry& entry) const;
+  Token HardInvalidToken(const Entry& entry) const;
+  Status CheckCreator(Entry* entry, SessionId session, Token token)
+      DP_REQUIRES(mu_);
+
+  // --- rw mutex (rwmutex.cc) ---
+  static bool CanGrant(const Entry& entry, LockMode mode);
+  StatusOr<Token> GrantLock(Entry& entry, SessionId session, LockMode mode)
+      DP_REQUIRES(mu_);
+  void ServeRwLine(Entry& entry) DP_REQUIRES(mu_);
+  void ReleaseLock(Entry& entry, Token token) DP_REQUIRES(mu_);
+
+  // Constant after construction.
+  const Limits limits_;
+  const Clock* const clock_;
+  TokenStore* const token_store_;
+
+  Mutex mu_;
+  std::function<void()> deadline_hook_ DP_GUARDED_BY(mu_);
+  std::optional<int64_t> reported_deadline_ DP_GUARDED_BY(mu_);
+  bool deadline_moved_ DP_GUARDED_BY(mu_) = false;
+  std::vector<std::function<void()>> deferred_ DP_GUARDED_BY(mu_);
+  bool shutting_down_ DP_GUARDED_BY(mu_) = false;
+  std::mt19937_64 rng_ DP_GUARDED_BY(mu_);
+  Token last_token_ DP_GUARDED_BY(mu_);
+  Token persisted_token_ DP_GUARDED_BY(mu_);
+  uint64_t next_wait_id_ DP_GUARDED_BY(mu_) = 1;
+  std::unordered_map<SessionId, Session> sessions_ DP_GUARDED_BY(mu_);
+  std::unordered_map<std::string, Registry> registries_ DP_GUARDED_BY(mu_);
+  std::unordered_map<uint64_t, Waiter> waiters_ DP_GUARDED_BY(mu_);
+  std::list<Entry*> lru_ DP_GUARDED_BY(mu_);  // front: most recently used
+  uint64_t entry_count_ DP_GUARDED_BY(mu_) = 0;
+  TimerQueue timers_ DP_GUARDED_BY(mu_);
+  Stats stats_ DP_GUARDED_BY(mu_);
+};
+
+}  // namespace dogpiled::core

@@ -1,0 +1,469 @@
+// The dogpile rules: who gets FRESH, STALE, CREATE or waits; publishing,
+// abandoning, invalidating and peeking.
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "core/coordinator.h"
+#include "core/op.h"
+#include "core/validation.h"
+
+namespace dogpiled::core {
+namespace {
+
+// expire_ms > 0: fresh for that long after created_time; 0: never expires;
+// < 0: always expired.
+bool IsExpired(double created_time, int64_t expire_ms, double now) {
+  if (expire_ms < 0) {
+    return true;
+  }
+  return expire_ms > 0 &&
+         now >= created_time + static_cast<double>(expire_ms) / 1000.0;
+}
+
+// Weight of the newest sample in the smoothed creation duration.
+constexpr double kCreationSmoothing = 0.3;
+
+Status CheckNames(const std::string& registry, const std::string& key,
+                  const Limits& limits) {
+  if (Status s = CheckRegistry(registry); !s.ok()) {
+    return s;
+  }
+  return CheckKey(key, limits);
+}
+
+Status CheckTimeout(int64_t value, const char* field, const Limits& limits) {
+  if (Status s = CheckNonNegative(value, field); !s.ok()) {
+    return s;
+  }
+  if (value > limits.max_timeout_ms) {
+    return InvalidArgument(std::string(field) + ": must be at most " +
+                           std::to_string(limits.max_timeout_ms));
+  }
+  return {};
+}
+
+Status CheckAcquire(const AcquireRequest& r, const Limits& limits) {
+  if (Status s = CheckNames(r.registry, r.key, limits); !s.ok()) {
+    return s;
+  }
+  if (Status s = CheckTimeout(r.wait_timeout_ms, "wait_timeout_ms", limits);
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = CheckTimeout(r.creation_timeout_ms, "creation_timeout_ms",
+                              limits);
+      !s.ok()) {
+    return s;
+  }
+  if (r.client_created_time) {
+    if (Status s = CheckFinite(*r.client_created_time, "client_created_time");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (Status s = CheckFinite(r.early_refresh_beta, "early_refresh_beta");
+      !s.ok()) {
+    return s;
+  }
+  if (r.early_refresh_beta < 0) {
+    return InvalidArgument("early_refresh_beta: must not be negative");
+  }
+  return {};
+}
+
+}  // namespace
+
+Token Coordinator::SoftInvalidToken(const Entry& entry) const {
+  return std::max(entry.invalidation.soft_token,
+                  entry.registry->invalidation.soft_token);
+}
+
+Token Coordinator::HardInvalidToken(const Entry& entry) const {
+  return std::max(entry.invalidation.hard_token,
+                  entry.registry->invalidation.hard_token);
+}
+
+void Coordinator::CountOutcome(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kFresh: ++stats_.acquires_fresh; break;
+    case Outcome::kStale: ++stats_.acquires_stale; break;
+    case Outcome::kCreate: ++stats_.acquires_create; break;
+    case Outcome::kNotReady: ++stats_.acquires_not_ready; break;
+  }
+}
+
+void Coordinator::Normalize(Entry& entry) {
+  // Values a hard invalidation made absent free their memory now.
+  if (entry.has_value && entry.value_token <= HardInvalidToken(entry)) {
+    DropValue(entry);
+  }
+  // A creator elected before an invalidation can never publish; its role
+  // passes on now (registry-wide invalidations reach an entry lazily, at
+  // its next touch or the doomed creator's Publish).
+  if (entry.creator && entry.creator->token <= SoftInvalidToken(entry)) {
+    ReleaseCreator(entry);
+    ServeDogpileLine(entry);
+  }
+}
+
+Coordinator::Decision Coordinator::Decide(Entry& entry,
+                                          const AcquireRequest& request,
+                                          AcquireResult& result) {
+  const double now = clock_->WallSeconds();
+  const bool creating = entry.creator.has_value();
+  bool usable = false;
+  bool expired = true;
+  double created_time = 0;
+  if (!request.client_created_time) {
+    usable = entry.has_value && entry.created_time > 0;
+    if (usable) {
+      created_time = entry.created_time;
+      expired = IsExpired(created_time, request.expire_ms, now) ||
+                entry.value_token <= SoftInvalidToken(entry);
+      result.has_value = true;
+      result.value = entry.value;
+      result.created_time = created_time;
+    }
+  } else {
+    created_time = *request.client_created_time;
+    const Invalidation& mine = entry.invalidation;
+    const Invalidation& all = entry.registry->invalidation;
+    // A lock-only publish after the last invalidation vouches for its
+    // stamp, whatever the creator's clock said.
+    const bool vouched = entry.lock_only_token > SoftInvalidToken(entry) &&
+                         created_time >= entry.lock_only_created_time;
+    const double hard_wall = std::max(mine.hard_wall, all.hard_wall);
+    const double soft_wall = std::max(mine.soft_wall, all.soft_wall);
+    usable = created_time > 0 && (vouched || created_time > hard_wall);
+    expired = IsExpired(created_time, request.expire_ms, now) ||
+              (!vouched && created_time <= soft_wall);
+    result.created_time = created_time;
+  }
+  if (usable && !expired) {
+    result.is_expired = false;
+    if (request.early_refresh_beta > 0 && !creating &&
+        request.expire_ms > 0 && entry.creation_ms) {
+      // XFetch: refresh early when now - delta * beta * ln(U) passes the
+      // expiry, U uniform in (0, 1].
+      std::uniform_real_distribution<double> uniform(0.0, 1.0);
+      const double u = 1.0 - uniform(rng_);
+      const double delta = *entry.creation_ms / 1000.0;
+      const double expiry =
+          created_time + static_cast<double>(request.expire_ms) / 1000.0;
+      if (now - delta * request.early_refresh_beta * std::log(u) >= expiry) {
+        return Decision::kCreate;
+      }
+    }
+    return Decision::kFresh;
+  }
+  result.is_expired = true;
+  if (usable) {
+    return creating ? Decision::kStale : Decision::kCreate;
+  }
+  return creating ? Decision::kWait : Decision::kCreate;
+}
+
+Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
+                                 AcquireResult& result) {
+  StatusOr<Token> token = NextToken();
+  if (!token.ok()) {
+    return token.status();
+  }
+  const int64_t now = clock_->NowMs();
+  const int64_t timeout = request.creation_timeout_ms != 0
+                              ? request.creation_timeout_ms
+                              : limits_.default_creation_timeout_ms;
+  Creator creator;
+  creator.session_id = request.session_id;
+  creator.token = token.value();
+  creator.granted_ms = now;
+  creator.deadline_ms = now + timeout;
+  creator.lock_only = request.client_created_time.has_value();
+  creator.timer = timers_.Add(
+      creator.deadline_ms, {TimerTarget::Kind::kCreator, creator.token,
+                            entry.registry->name, entry.key});
+  AddDeadline(creator.deadline_ms);
+  entry.creator = creator;
+  sessions_.at(request.session_id).creator_of.insert(&entry);
+  result.outcome = Outcome::kCreate;
+  result.token = creator.token;
+  result.creation_deadline_ms = timeout;
+  if (!result.is_expired) {
+    ++stats_.early_refreshes;
+  }
+  return {};
+}
+
+void Coordinator::ReleaseCreator(Entry& entry) {
+  if (!entry.creator) {
+    return;
+  }
+  if (Session* session = FindSession(entry.creator->session_id)) {
+    session->creator_of.erase(&entry);
+  }
+  timers_.Cancel(entry.creator->timer);
+  entry.creator.reset();
+}
+
+void Coordinator::ServeDogpileLine(Entry& entry) {
+  for (auto it = entry.dogpile_line.begin();
+       it != entry.dogpile_line.end();) {
+    const uint64_t id = *it++;
+    AcquireResult result;
+    Waiter& parked = waiters_.at(id);
+    const Decision decision = Decide(entry, parked.acquire, result);
+    if (decision == Decision::kWait) {
+      continue;
+    }
+    Waiter waiter = Unpark(id);
+    if (decision == Decision::kCreate) {
+      if (Status s = GrantCreator(entry, waiter.acquire, result); !s.ok()) {
+        Answer(waiter, s);
+        continue;
+      }
+    } else {
+      result.outcome =
+          decision == Decision::kFresh ? Outcome::kFresh : Outcome::kStale;
+    }
+    CountOutcome(result.outcome);
+    Defer([done = std::move(waiter.acquire_done),
+           result = std::move(result)] { done(result); });
+  }
+}
+
+Status Coordinator::CheckCreator(Entry* entry, SessionId session,
+                                 Token token) {
+  if (entry == nullptr || !entry->creator || entry->creator->token != token ||
+      entry->creator->session_id != session) {
+    ++stats_.fencing_rejections;
+    return FailedPrecondition("token: " + std::to_string(token) +
+                              " does not hold the creator role of this key "
+                              "(it timed out, was invalidated, or belongs "
+                              "to another session)");
+  }
+  return {};
+}
+
+uint64_t Coordinator::Acquire(const AcquireRequest& request,
+                              AcquireCallback done) {
+  Op op(this);
+  auto answer = [&](StatusOr<AcquireResult> r) {
+    Defer([done, r = std::move(r)] { done(r); });
+    return uint64_t{0};
+  };
+  if (shutting_down_) {
+    return answer(Unavailable("dogpiled is shutting down"));
+  }
+  if (Status s = CheckAcquire(request, limits_); !s.ok()) {
+    return answer(s);
+  }
+  if (FindSession(request.session_id) == nullptr) {
+    return answer(NotFound("session_id: unknown or ended session " +
+                           std::to_string(request.session_id)));
+  }
+  Entry& entry = GetOrCreateEntry(request.registry, request.key);
+  Normalize(entry);
+  AcquireResult result;
+  switch (Decide(entry, request, result)) {
+    case Decision::kFresh:
+    case Decision::kStale:
+      result.outcome = result.is_expired ? Outcome::kStale : Outcome::kFresh;
+      TouchLru(entry);
+      break;
+    case Decision::kCreate:
+      if (Status s = GrantCreator(entry, request, result); !s.ok()) {
+        MaybeCollect(&entry);
+        return answer(s);
+      }
+      TouchLru(entry);
+      break;
+    case Decision::kWait: {
+      if (request.wait_timeout_ms == 0) {
+        result.outcome = Outcome::kNotReady;
+        break;
+      }
+      if (Status s = CheckWaitCaps(entry.dogpile_line); !s.ok()) {
+        return answer(s);
+      }
+      Waiter& waiter = Park(entry, request.session_id,
+                            request.wait_timeout_ms, entry.dogpile_line);
+      waiter.acquire = request;
+      waiter.acquire_done = std::move(done);
+      return waiter.id;
+    }
+  }
+  CountOutcome(result.outcome);
+  MaybeCollect(&entry);  // a lock-only FRESH may leave nothing behind
+  return answer(std::move(result));
+}
+
+StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  if (Status s = CheckNames(request.registry, request.key, limits_);
+      !s.ok()) {
+    return s;
+  }
+  if (request.value.size() > limits_.max_value_bytes) {
+    return ResourceExhausted("value: " + std::to_string(request.value.size()) +
+                             " bytes is over the limit of " +
+                             std::to_string(limits_.max_value_bytes));
+  }
+  if (request.created_time) {
+    if (Status s = CheckFinite(*request.created_time, "created_time");
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (FindSession(request.session_id) == nullptr) {
+    return NotFound("session_id: unknown or ended session " +
+                    std::to_string(request.session_id));
+  }
+  Entry* entry = FindEntry(request.registry, request.key);
+  if (entry != nullptr) {
+    Normalize(*entry);
+  }
+  if (Status s = CheckCreator(entry, request.session_id, request.token);
+      !s.ok()) {
+    if (entry != nullptr) {
+      MaybeCollect(entry);
+    }
+    return s;
+  }
+  const Creator creator = *entry->creator;
+  const double created =
+      request.created_time.value_or(clock_->WallSeconds());
+  if (creator.lock_only) {
+    entry->lock_only_token = creator.token;
+    entry->lock_only_created_time = created;
+  } else {
+    if (Status s = MakeRoom(*entry, request.value.size() + request.key.size());
+        !s.ok()) {
+      return s;
+    }
+    DropValue(*entry);
+    entry->value = request.value;
+    entry->has_value = true;
+    entry->created_time = created;
+    entry->value_token = creator.token;
+    entry->lru_pos = lru_.insert(lru_.begin(), entry);
+    stats_.stored_bytes += entry->value.size() + entry->key.size();
+  }
+  const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
+  entry->creation_ms =
+      entry->creation_ms
+          ? (1 - kCreationSmoothing) * *entry->creation_ms +
+                kCreationSmoothing * took
+          : took;
+  ReleaseCreator(*entry);
+  ++stats_.publishes;
+  // Parked lock-only callers now hold a cache stamped `created`: they go and
+  // read it.
+  for (uint64_t id : entry->dogpile_line) {
+    Waiter& waiter = waiters_.at(id);
+    if (waiter.acquire.client_created_time) {
+      waiter.acquire.client_created_time = created;
+    }
+  }
+  ServeDogpileLine(*entry);
+  MaybeCollect(entry);
+  return created;
+}
+
+Status Coordinator::Abandon(const AbandonRequest& request) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  if (Status s = CheckNames(request.registry, request.key, limits_);
+      !s.ok()) {
+    return s;
+  }
+  if (Status s = CheckMaxBytes(request.reason, kMaxReasonBytes, "reason");
+      !s.ok()) {
+    return s;
+  }
+  if (FindSession(request.session_id) == nullptr) {
+    return NotFound("session_id: unknown or ended session " +
+                    std::to_string(request.session_id));
+  }
+  Entry* entry = FindEntry(request.registry, request.key);
+  if (entry != nullptr) {
+    Normalize(*entry);
+  }
+  if (Status s = CheckCreator(entry, request.session_id, request.token);
+      !s.ok()) {
+    if (entry != nullptr) {
+      MaybeCollect(entry);
+    }
+    return s;
+  }
+  ReleaseCreator(*entry);
+  ++stats_.abandons;
+  ServeDogpileLine(*entry);
+  MaybeCollect(entry);
+  return {};
+}
+
+Status Coordinator::Invalidate(const InvalidateRequest& request) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  if (Status s = CheckRegistry(request.registry); !s.ok()) {
+    return s;
+  }
+  if (Status s = CheckKeyOrEmpty(request.key, limits_); !s.ok()) {
+    return s;
+  }
+  if (request.key.empty()) {
+    // O(1): entries compare their tokens with the registry's mark lazily.
+    Registry& registry = registries_[request.registry];
+    registry.name = request.registry;
+    Remember(registry.invalidation, request.hard,
+             {TimerTarget::Kind::kRegistryHorizon, 0, registry.name, {}});
+    return {};
+  }
+  Entry& entry = GetOrCreateEntry(request.registry, request.key);
+  Remember(entry.invalidation, request.hard,
+           {TimerTarget::Kind::kEntryHorizon, 0, request.registry,
+            request.key});
+  Normalize(entry);
+  return {};
+}
+
+StatusOr<PeekResult> Coordinator::Peek(const std::string& registry,
+                                       const std::string& key,
+                                       int64_t expire_ms) {
+  Op op(this);
+  if (shutting_down_) {
+    return Unavailable("dogpiled is shutting down");
+  }
+  if (Status s = CheckNames(registry, key, limits_); !s.ok()) {
+    return s;
+  }
+  PeekResult result;
+  Entry* entry = FindEntry(registry, key);
+  if (entry == nullptr) {
+    return result;
+  }
+  Normalize(*entry);
+  result.creating = entry->creator.has_value();
+  if (entry->has_value && entry->created_time > 0) {
+    result.has_value = true;
+    result.value = entry->value;
+    result.created_time = entry->created_time;
+    result.is_expired =
+        IsExpired(entry->created_time, expire_ms, clock_->WallSeconds()) ||
+        entry->value_token <= SoftInvalidToken(*entry);
+    TouchLru(*entry);
+  }
+  MaybeCollect(entry);
+  return result;
+}
+
+}  // namespace dogpiled::core

@@ -1,0 +1,31 @@
+// Every limit and default of the contract (semantics.md section 4), in one
+// place. The daemon fills it from flags, environment and config file.
+#pragma once
+
+#include <cstdint>
+
+namespace dogpiled::core {
+
+struct Limits {
+  int64_t default_ttl_ms = 10'000;
+  int64_t min_ttl_ms = 100;
+  int64_t max_ttl_ms = 3'600'000;
+  int64_t default_creation_timeout_ms = 30'000;
+  // Longest creation_timeout_ms or wait_timeout_ms a caller may ask for.
+  int64_t max_timeout_ms = 24LL * 3'600'000;
+  int64_t invalidation_horizon_ms = 3'600'000;
+  uint64_t max_key_bytes = 1024;
+  uint64_t max_value_bytes = 1 << 20;
+  // Bytes of stored values (and their keys) before LRU eviction starts.
+  uint64_t memory_budget_bytes = 512ULL << 20;
+  uint64_t max_sessions = 100'000;
+  uint64_t max_waiters = 100'000;
+  uint64_t max_waiters_per_key = 50'000;
+};
+
+// Registry names are short identifiers; keys are opaque bytes.
+inline constexpr uint64_t kMaxRegistryChars = 128;
+inline constexpr uint64_t kMaxClientNameBytes = 256;
+inline constexpr uint64_t kMaxReasonBytes = 1024;
+
+}  // namespace dogpiled::core

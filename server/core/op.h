@@ -1,0 +1,40 @@
+// Coordinator::Op, the lock scope of every public Coordinator call. Private
+// to the core's .cc files.
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "core/coordinator.h"
+
+namespace dogpiled::core {
+
+// Holds the lock for one public call; on the way out, releases it and only
+// then runs the deferred callbacks and the deadline hook.
+class DP_SCOPED_CAPABILITY Coordinator::Op {
+ public:
+  explicit Op(Coordinator* c) DP_ACQUIRE(c->mu_) : c_(c) { c_->mu_.Lock(); }
+  ~Op() DP_RELEASE() {
+    std::vector<std::function<void()>> run;
+    run.swap(c_->deferred_);
+    std::function<void()> hook;
+    if (c_->deadline_moved_) {
+      c_->deadline_moved_ = false;
+      hook = c_->deadline_hook_;
+    }
+    c_->mu_.Unlock();
+    for (auto& fn : run) {
+      fn();
+    }
+    if (hook) {
+      hook();
+    }
+  }
+  Op(const Op&) = delete;
+  Op& operator=(const Op&) = delete;
+
+ private:
+  Coordinator* c_;
+};
+
+}  // namespace dogpiled::core

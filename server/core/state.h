@@ -1,0 +1,109 @@
+// The Coordinator's internal records. Not thread-safe: every field is
+// touched only under Coordinator::mu_. Entries and registries live in
+// unordered_maps, whose nodes never move, so Session and Waiter may point at
+// an Entry for as long as they reference it (which also keeps it alive).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/status.h"
+#include "core/timer_queue.h"
+#include "core/types.h"
+
+namespace dogpiled::core {
+
+struct Entry;
+struct Registry;
+
+using AcquireCallback = std::function<void(StatusOr<AcquireResult>)>;
+using LockCallback = std::function<void(StatusOr<LockResult>)>;
+
+struct Session {
+  SessionId id = 0;
+  int64_t ttl_ms = 0;
+  int64_t deadline_ms = 0;
+  std::string client_name;
+  TimerQueue::TimerId timer = 0;
+  std::unordered_set<Entry*> creator_of;
+  std::unordered_map<Token, Entry*> locks;
+  std::unordered_set<uint64_t> waits;
+};
+
+// A parked Acquire or Lock call.
+struct Waiter {
+  uint64_t id = 0;
+  SessionId session_id = 0;
+  Entry* entry = nullptr;
+  TimerQueue::TimerId timer = 0;
+  bool is_lock = false;
+  AcquireRequest acquire;      // !is_lock
+  AcquireCallback acquire_done;
+  LockMode mode = LockMode::kRead;  // is_lock
+  LockCallback lock_done;
+  std::list<uint64_t>::iterator pos;  // in the entry's line
+};
+
+struct Creator {
+  SessionId session_id = 0;
+  Token token = 0;
+  int64_t granted_ms = 0;
+  int64_t deadline_ms = 0;
+  bool lock_only = false;
+  TimerQueue::TimerId timer = 0;
+};
+
+// Invalidation marks: every token issued at or before `*_token` is doomed;
+// the wall time serves lock-only callers, who present times, not tokens.
+struct Invalidation {
+  Token soft_token = 0;
+  Token hard_token = 0;
+  double soft_wall = 0;
+  double hard_wall = 0;
+  int64_t remember_until_ms = 0;
+  TimerQueue::TimerId timer = 0;
+};
+
+struct Entry {
+  Registry* registry = nullptr;
+  std::string key;
+
+  // The stored value (value mode only).
+  bool has_value = false;
+  std::string value;
+  double created_time = 0;
+  Token value_token = 0;  // token of the creator that published it
+  std::list<Entry*>::iterator lru_pos;
+
+  // Last accepted lock-only publish: a lock-only caller presenting this
+  // stamp (or later) holds a value made after any earlier invalidation,
+  // even if its clock is behind ours.
+  Token lock_only_token = 0;
+  double lock_only_created_time = 0;
+
+  std::optional<Creator> creator;
+  std::list<uint64_t> dogpile_line;  // waiter ids, first come first served
+
+  Invalidation invalidation;
+  // Smoothed creation duration, for XFetch early refresh.
+  std::optional<double> creation_ms;
+
+  // Read-write mutex.
+  Token writer_token = 0;
+  SessionId writer_session = 0;
+  std::unordered_map<Token, SessionId> readers;
+  std::list<uint64_t> rw_line;
+};
+
+struct Registry {
+  std::string name;
+  std::unordered_map<std::string, Entry> entries;
+  Invalidation invalidation;
+};
+
+}  // namespace dogpiled::core

@@ -1,0 +1,110 @@
+// Plain request and result types of the core API. They mirror the gRPC
+// messages field by field, but carry no protobuf so the core stays
+// transport-free.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace dogpiled::core {
+
+using SessionId = uint64_t;
+using Token = uint64_t;
+
+struct OpenResult {
+  SessionId session_id = 0;
+  int64_t ttl_ms = 0;
+};
+
+struct AcquireRequest {
+  std::string registry;
+  std::string key;
+  SessionId session_id = 0;
+  int64_t expire_ms = 0;
+  int64_t wait_timeout_ms = 0;
+  int64_t creation_timeout_ms = 0;
+  std::optional<double> client_created_time;  // present: lock-only mode
+  double early_refresh_beta = 0;
+};
+
+enum class Outcome { kFresh = 1, kStale = 2, kCreate = 3, kNotReady = 4 };
+
+struct AcquireResult {
+  Outcome outcome = Outcome::kNotReady;
+  bool has_value = false;
+  std::string value;
+  double created_time = 0;
+  bool is_expired = true;
+  Token token = 0;
+  int64_t creation_deadline_ms = 0;
+};
+
+struct PublishRequest {
+  std::string registry;
+  std::string key;
+  SessionId session_id = 0;
+  Token token = 0;
+  std::string value;
+  std::optional<double> created_time;
+};
+
+struct AbandonRequest {
+  std::string registry;
+  std::string key;
+  SessionId session_id = 0;
+  Token token = 0;
+  std::string reason;
+};
+
+struct InvalidateRequest {
+  std::string registry;
+  std::string key;  // empty: the whole registry
+  bool hard = false;
+};
+
+struct PeekResult {
+  bool has_value = false;
+  std::string value;
+  double created_time = 0;
+  bool is_expired = true;
+  bool creating = false;
+};
+
+enum class LockMode { kRead = 1, kWrite = 2 };
+
+struct LockRequest {
+  std::string registry;
+  std::string key;
+  SessionId session_id = 0;
+  int mode = 0;  // LockMode, kept as int so unknown values can be refused
+  int64_t wait_timeout_ms = 0;
+};
+
+struct LockResult {
+  bool acquired = false;
+  Token token = 0;
+};
+
+struct Stats {
+  uint64_t sessions = 0;
+  uint64_t registries = 0;
+  uint64_t entries = 0;
+  uint64_t waiters = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t acquires_fresh = 0;
+  uint64_t acquires_stale = 0;
+  uint64_t acquires_create = 0;
+  uint64_t acquires_not_ready = 0;
+  uint64_t publishes = 0;
+  uint64_t abandons = 0;
+  uint64_t fencing_rejections = 0;
+  uint64_t session_expiries = 0;
+  uint64_t creation_timeouts = 0;
+  uint64_t evictions = 0;
+  uint64_t lock_grants = 0;
+  uint64_t early_refreshes = 0;
+  uint64_t wait_timeouts = 0;
+};
+
+}  // namespace dogpiled::core

@@ -1,0 +1,22 @@
+// Field checks shared by every core entry point (semantics.md section 4).
+// Each returns INVALID_ARGUMENT (or RESOURCE_EXHAUSTED for sizes) with a
+// message that names the field.
+#pragma once
+
+#include <string_view>
+
+#include "core/limits.h"
+#include "core/status.h"
+
+namespace dogpiled::core {
+
+Status CheckRegistry(std::string_view registry);
+Status CheckKey(std::string_view key, const Limits& limits);
+// An optional key: empty is allowed (whole registry).
+Status CheckKeyOrEmpty(std::string_view key, const Limits& limits);
+Status CheckNonNegative(int64_t value, std::string_view field);
+Status CheckFinite(double value, std::string_view field);
+Status CheckMaxBytes(std::string_view text, uint64_t max,
+                     std::string_view field);
+
+}  // namespace dogpiled::core

@@ -1,0 +1,154 @@
+#include "daemon/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <asio.hpp>
+#include <chrono>
+#include <fstream>
+#include <limits>
+#include <memory>
+
+#include "core/clock.h"
+#include "core/coordinator.h"
+#include "daemon/token_file.h"
+#include "service/services.h"
+
+namespace dogpiled::daemon {
+namespace {
+
+// The token floor when starting: above anything stored, and above the
+// wall clock in microseconds, so even a lost state folder is unlikely to
+// repeat a token.
+core::Token FirstToken(core::Token stored) {
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return std::max<core::Token>(stored, static_cast<core::Token>(micros));
+}
+
+// Drives Coordinator::Tick from one steady_timer on the io_context thread.
+class DeadlineTimer {
+ public:
+  DeadlineTimer(asio::io_context& io, core::Coordinator& core)
+      : io_(io), core_(core), timer_(io) {}
+
+  // Re-arms for the core's next deadline; safe to call from any thread.
+  void Poke() {
+    asio::post(io_, [this] { Arm(); });
+  }
+  void Stop() { timer_.cancel(); }
+
+ private:
+  void Arm() {
+    std::optional<int64_t> next = core_.NextDeadlineMs();
+    if (!next) {
+      timer_.cancel();
+      return;
+    }
+    timer_.expires_at(asio::steady_timer::time_point(
+        std::chrono::milliseconds(*next)));
+    timer_.async_wait([this](const asio::error_code& ec) {
+      if (ec) {  // re-armed or stopped
+        return;
+      }
+      core_.Tick();
+      Arm();
+    });
+  }
+
+  asio::io_context& io_;
+  core::Coordinator& core_;
+  asio::steady_timer timer_;
+};
+
+}  // namespace
+
+int RunDaemon(const Config& config) {
+  std::unique_ptr<TokenFile> token_file;
+  core::Token stored = 0;
+  if (!config.state_dir.empty()) {
+    auto opened = TokenFile::Open(config.state_dir);
+    if (!opened.ok()) {
+      spdlog::critical("cannot use --state-dir: {} (pass a writable folder, "
+                       "or --state-dir '' to keep no state)",
+                       opened.status().message());
+      return 1;
+    }
+    token_file = std::move(opened.value());
+    stored = token_file->stored();
+  } else {
+    spdlog::warn("no --state-dir: fencing tokens rest on the wall clock only");
+  }
+
+  core::SystemClock clock;
+  core::CoordinatorOptions options;
+  options.limits = config.limits;
+  options.clock = &clock;
+  options.token_store = token_file.get();
+  options.first_token = FirstToken(stored);
+  options.seed = std::random_device{}() ^
+                 (static_cast<uint64_t>(std::random_device{}()) << 32);
+  core::Coordinator core(options);
+
+  service::SessionsService sessions(&core);
+  service::DogpileService dogpile(&core);
+  service::RWMutexService rwmutex(&core);
+  service::AdminService admin(&core);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                           &port);
+  // Room above the value limit, so an oversized value is refused by our own
+  // check with a message naming the field, not by the transport.
+  const uint64_t max_message = config.limits.max_value_bytes +
+                               config.limits.max_key_bytes + (64 << 10);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(
+      max_message, std::numeric_limits<int>::max())));
+  builder.RegisterService(&sessions);
+  builder.RegisterService(&dogpile);
+  builder.RegisterService(&rwmutex);
+  builder.RegisterService(&admin);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || port == 0) {
+    spdlog::critical("cannot listen on {}", config.listen);
+    return 1;
+  }
+  server->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
+  if (!config.port_file.empty()) {
+    std::ofstream(config.port_file) << port << "\n";
+  }
+
+  asio::io_context io;
+  DeadlineTimer timer(io, core);
+  core.SetDeadlineHook([&timer] { timer.Poke(); });
+  timer.Poke();
+
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const asio::error_code& ec, int signal) {
+    if (ec) {
+      return;
+    }
+    spdlog::info("signal {}: shutting down", signal);
+    server->GetHealthCheckService()->SetServingStatus(false);
+    core.Shutdown();  // parked calls are answered UNAVAILABLE now
+    timer.Stop();
+    io.stop();
+  });
+  io.run();
+
+  server->Shutdown(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(config.shutdown_grace_ms));
+  server->Wait();
+  spdlog::info("dogpiled stopped");
+  return 0;
+}
+
+}  // namespace dogpiled::daemon

@@ -1,0 +1,103 @@
+#include "service/services.h"
+#include "service/status_map.h"
+#include "service/wait_reactor.h"
+
+namespace dogpiled::service {
+namespace {
+
+void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
+  out->set_outcome(static_cast<v1::AcquireResponse::Outcome>(r.outcome));
+  out->set_has_value(r.has_value);
+  out->set_value(r.value);
+  out->set_created_time(r.created_time);
+  out->set_is_expired(r.is_expired);
+  out->set_token(r.token);
+  out->set_creation_deadline_ms(r.creation_deadline_ms);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* DogpileService::Acquire(
+    grpc::CallbackServerContext* /*ctx*/, const v1::AcquireRequest* request,
+    v1::AcquireResponse* response) {
+  core::AcquireRequest r;
+  r.registry = request->registry();
+  r.key = request->key();
+  r.session_id = request->session_id();
+  r.expire_ms = request->expire_ms();
+  r.wait_timeout_ms = request->wait_timeout_ms();
+  r.creation_timeout_ms = request->creation_timeout_ms();
+  if (request->has_client_created_time()) {
+    r.client_created_time = request->client_created_time();
+  }
+  r.early_refresh_beta = request->early_refresh_beta();
+
+  auto* reactor = new WaitReactor(core_);
+  const uint64_t wait_id = core_->Acquire(
+      r, [reactor, response](core::StatusOr<core::AcquireResult> result) {
+        if (result.ok()) {
+          ToProto(result.value(), response);
+        }
+        reactor->Finish(ToGrpc(result.status()));
+      });
+  reactor->SetWaitId(wait_id);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DogpileService::Publish(
+    grpc::CallbackServerContext* ctx, const v1::PublishRequest* request,
+    v1::PublishResponse* response) {
+  core::PublishRequest r;
+  r.registry = request->registry();
+  r.key = request->key();
+  r.session_id = request->session_id();
+  r.token = request->token();
+  r.value = request->value();
+  if (request->has_created_time()) {
+    r.created_time = request->created_time();
+  }
+  core::StatusOr<double> created = core_->Publish(r);
+  if (created.ok()) {
+    response->set_created_time(created.value());
+  }
+  return FinishNow(ctx, ToGrpc(created.status()));
+}
+
+grpc::ServerUnaryReactor* DogpileService::Abandon(
+    grpc::CallbackServerContext* ctx, const v1::AbandonRequest* request,
+    v1::AbandonResponse* /*response*/) {
+  core::AbandonRequest r;
+  r.registry = request->registry();
+  r.key = request->key();
+  r.session_id = request->session_id();
+  r.token = request->token();
+  r.reason = request->reason();
+  return FinishNow(ctx, ToGrpc(core_->Abandon(r)));
+}
+
+grpc::ServerUnaryReactor* DogpileService::Invalidate(
+    grpc::CallbackServerContext* ctx, const v1::InvalidateRequest* request,
+    v1::InvalidateResponse* /*response*/) {
+  core::InvalidateRequest r;
+  r.registry = request->registry();
+  r.key = request->key();
+  r.hard = request->hard();
+  return FinishNow(ctx, ToGrpc(core_->Invalidate(r)));
+}
+
+grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
+                                               const v1::PeekRequest* request,
+                                               v1::PeekResponse* response) {
+  core::StatusOr<core::PeekResult> peeked =
+      core_->Peek(request->registry(), request->key(), request->expire_ms());
+  if (peeked.ok()) {
+    response->set_has_value(peeked->has_value);
+    response->set_value(peeked->value);
+    response->set_created_time(peeked->created_time);
+    response->set_is_expired(peeked->is_expired);
+    response->set_creating(peeked->creating);
+  }
+  return FinishNow(ctx, ToGrpc(peeked.status()));
+}
+
+}  // namespace dogpiled::service

@@ -1,0 +1,39 @@
+#include "service/services.h"
+#include "service/status_map.h"
+#include "service/wait_reactor.h"
+
+namespace dogpiled::service {
+
+grpc::ServerUnaryReactor* RWMutexService::Lock(
+    grpc::CallbackServerContext* /*ctx*/, const v1::LockRequest* request,
+    v1::LockResponse* response) {
+  core::LockRequest r;
+  r.registry = request->registry();
+  r.key = request->key();
+  r.session_id = request->session_id();
+  r.mode = request->mode();
+  r.wait_timeout_ms = request->wait_timeout_ms();
+
+  auto* reactor = new WaitReactor(core_);
+  const uint64_t wait_id = core_->Lock(
+      r, [reactor, response](core::StatusOr<core::LockResult> result) {
+        if (result.ok()) {
+          response->set_acquired(result->acquired);
+          response->set_token(result->token);
+        }
+        reactor->Finish(ToGrpc(result.status()));
+      });
+  reactor->SetWaitId(wait_id);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RWMutexService::Unlock(
+    grpc::CallbackServerContext* ctx, const v1::UnlockRequest* request,
+    v1::UnlockResponse* /*response*/) {
+  return FinishNow(ctx, ToGrpc(core_->Unlock(request->registry(),
+                                             request->key(),
+                                             request->session_id(),
+                                             request->token())));
+}
+
+}  // namespace dogpiled::service

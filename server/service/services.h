@@ -1,0 +1,88 @@
+// The gRPC services. Handlers only translate: build the core request, make
+// one core call, map the result. Thread-safe: gRPC calls them from its own
+// threads; all state lives in the Coordinator.
+#pragma once
+
+#include "core/coordinator.h"
+#include "dogpiled/v1/admin.grpc.pb.h"
+#include "dogpiled/v1/dogpile.grpc.pb.h"
+#include "dogpiled/v1/rwmutex.grpc.pb.h"
+#include "dogpiled/v1/sessions.grpc.pb.h"
+
+namespace dogpiled::service {
+
+namespace v1 = ::dogpiled::v1;
+
+class SessionsService final : public v1::Sessions::CallbackService {
+ public:
+  explicit SessionsService(core::Coordinator* core) : core_(core) {}
+  grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
+                                 const v1::OpenRequest* request,
+                                 v1::OpenResponse* response) override;
+  grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
+  KeepAlive(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* ctx,
+                                  const v1::CloseRequest* request,
+                                  v1::CloseResponse* response) override;
+
+ private:
+  core::Coordinator* const core_;
+};
+
+class DogpileService final : public v1::Dogpile::CallbackService {
+ public:
+  explicit DogpileService(core::Coordinator* core) : core_(core) {}
+  grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
+                                    const v1::AcquireRequest* request,
+                                    v1::AcquireResponse* response) override;
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* ctx,
+                                    const v1::PublishRequest* request,
+                                    v1::PublishResponse* response) override;
+  grpc::ServerUnaryReactor* Abandon(grpc::CallbackServerContext* ctx,
+                                    const v1::AbandonRequest* request,
+                                    v1::AbandonResponse* response) override;
+  grpc::ServerUnaryReactor* Invalidate(
+      grpc::CallbackServerContext* ctx, const v1::InvalidateRequest* request,
+      v1::InvalidateResponse* response) override;
+  grpc::ServerUnaryReactor* Peek(grpc::CallbackServerContext* ctx,
+                                 const v1::PeekRequest* request,
+                                 v1::PeekResponse* response) override;
+
+ private:
+  core::Coordinator* const core_;
+};
+
+class RWMutexService final : public v1::RWMutex::CallbackService {
+ public:
+  explicit RWMutexService(core::Coordinator* core) : core_(core) {}
+  grpc::ServerUnaryReactor* Lock(grpc::CallbackServerContext* ctx,
+                                 const v1::LockRequest* request,
+                                 v1::LockResponse* response) override;
+  grpc::ServerUnaryReactor* Unlock(grpc::CallbackServerContext* ctx,
+                                   const v1::UnlockRequest* request,
+                                   v1::UnlockResponse* response) override;
+
+ private:
+  core::Coordinator* const core_;
+};
+
+class AdminService final : public v1::Admin::CallbackService {
+ public:
+  explicit AdminService(core::Coordinator* core) : core_(core) {}
+  grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
+                                  const v1::StatsRequest* request,
+                                  v1::StatsResponse* response) override;
+
+ private:
+  core::Coordinator* const core_;
+};
+
+// Answers a unary call at once with `status`.
+inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,
+                                           const grpc::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+}  // namespace dogpiled::service

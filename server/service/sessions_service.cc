@@ -1,0 +1,73 @@
+#include "service/services.h"
+#include "service/status_map.h"
+
+namespace dogpiled::service {
+namespace {
+
+// One KeepAlive stream: read a request, renew, write the answer, repeat.
+// Reads and writes alternate, so at most one of each is ever outstanding.
+class KeepAliveReactor final
+    : public grpc::ServerBidiReactor<v1::KeepAliveRequest,
+                                     v1::KeepAliveResponse> {
+ public:
+  explicit KeepAliveReactor(core::Coordinator* core) : core_(core) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side; the session lives on its TTL
+      Finish(grpc::Status::OK);
+      return;
+    }
+    core::StatusOr<int64_t> ttl = core_->KeepAlive(request_.session_id());
+    if (!ttl.ok()) {
+      Finish(ToGrpc(ttl.status()));
+      return;
+    }
+    response_.set_session_id(request_.session_id());
+    response_.set_ttl_ms(ttl.value());
+    StartWrite(&response_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  core::Coordinator* const core_;
+  v1::KeepAliveRequest request_;
+  v1::KeepAliveResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* SessionsService::Open(
+    grpc::CallbackServerContext* ctx, const v1::OpenRequest* request,
+    v1::OpenResponse* response) {
+  core::StatusOr<core::OpenResult> opened =
+      core_->Open(request->ttl_ms(), request->client_name());
+  if (opened.ok()) {
+    response->set_session_id(opened->session_id);
+    response->set_ttl_ms(opened->ttl_ms);
+  }
+  return FinishNow(ctx, ToGrpc(opened.status()));
+}
+
+grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
+SessionsService::KeepAlive(grpc::CallbackServerContext* /*ctx*/) {
+  return new KeepAliveReactor(core_);
+}
+
+grpc::ServerUnaryReactor* SessionsService::Close(
+    grpc::CallbackServerContext* ctx, const v1::CloseRequest* request,
+    v1::CloseResponse* /*response*/) {
+  return FinishNow(ctx, ToGrpc(core_->Close(request->session_id())));
+}
+
+}  // namespace dogpiled::service
