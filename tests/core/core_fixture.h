@@ -1,0 +1,134 @@
+// A Coordinator on a FakeClock, with helpers that capture callbacks. Tests
+// move time with Advance() and never sleep.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/coordinator.h"
+
+namespace dogpiled::core {
+
+template <typename T>
+struct Captured {
+  bool done = false;
+  int calls = 0;
+  StatusOr<T> result{Status(Code::kInternal, "not answered")};
+  uint64_t wait_id = 0;
+};
+
+// Records every Persist call; can be told to fail.
+class RecordingTokenStore : public TokenStore {
+ public:
+  Status Persist(Token high_water) override {
+    if (fail) {
+      return Unavailable("disk full");
+    }
+    persisted.push_back(high_water);
+    return {};
+  }
+  bool fail = false;
+  std::vector<Token> persisted;
+};
+
+class CoreTest : public ::testing::Test {
+ protected:
+  CoreTest() { Make(Limits{}); }
+
+  void Make(const Limits& limits, uint64_t seed = 42) {
+    CoordinatorOptions options;
+    options.limits = limits;
+    options.clock = &clock_;
+    options.token_store = &store_;
+    options.first_token = 100;
+    options.seed = seed;
+    core_ = std::make_unique<Coordinator>(options);
+  }
+
+  SessionId Open(int64_t ttl_ms = 10'000) {
+    auto opened = core_->Open(ttl_ms, "test");
+    EXPECT_TRUE(opened.ok()) << opened.status().message();
+    return opened.ok() ? opened->session_id : 0;
+  }
+
+  AcquireRequest Req(SessionId session, const std::string& key = "k",
+                     int64_t expire_ms = 1000, int64_t wait_ms = 0) {
+    AcquireRequest r;
+    r.registry = "reg";
+    r.key = key;
+    r.session_id = session;
+    r.expire_ms = expire_ms;
+    r.wait_timeout_ms = wait_ms;
+    return r;
+  }
+
+  std::shared_ptr<Captured<AcquireResult>> Acquire(const AcquireRequest& r) {
+    auto c = std::make_shared<Captured<AcquireResult>>();
+    c->wait_id = core_->Acquire(r, [c](StatusOr<AcquireResult> result) {
+      c->done = true;
+      ++c->calls;
+      c->result = std::move(result);
+    });
+    return c;
+  }
+
+  // Acquire that must answer at once, successfully.
+  AcquireResult Now(const AcquireRequest& r) {
+    auto c = Acquire(r);
+    EXPECT_TRUE(c->done);
+    EXPECT_TRUE(c->result.ok()) << c->result.status().message();
+    return c->result.ok() ? c->result.value() : AcquireResult{};
+  }
+
+  Status Publish(SessionId session, Token token, const std::string& value,
+                 const std::string& key = "k") {
+    PublishRequest p;
+    p.registry = "reg";
+    p.key = key;
+    p.session_id = session;
+    p.token = token;
+    p.value = value;
+    return core_->Publish(p).status();
+  }
+
+  Status Abandon(SessionId session, Token token, const std::string& key = "k") {
+    AbandonRequest a;
+    a.registry = "reg";
+    a.key = key;
+    a.session_id = session;
+    a.token = token;
+    return core_->Abandon(a);
+  }
+
+  std::shared_ptr<Captured<LockResult>> Lock(SessionId session, LockMode mode,
+                                             int64_t wait_ms = 0,
+                                             const std::string& key = "k") {
+    LockRequest r;
+    r.registry = "reg";
+    r.key = key;
+    r.session_id = session;
+    r.mode = static_cast<int>(mode);
+    r.wait_timeout_ms = wait_ms;
+    auto c = std::make_shared<Captured<LockResult>>();
+    c->wait_id = core_->Lock(r, [c](StatusOr<LockResult> result) {
+      c->done = true;
+      ++c->calls;
+      c->result = std::move(result);
+    });
+    return c;
+  }
+
+  void Advance(int64_t ms) {
+    clock_.AdvanceMs(ms);
+    core_->Tick();
+  }
+
+  FakeClock clock_;
+  RecordingTokenStore store_;
+  std::unique_ptr<Coordinator> core_;
+};
+
+}  // namespace dogpiled::core
