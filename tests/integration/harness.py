@@ -1,0 +1,136 @@
+"""Starts the real dogpiled binary on a free loopback port for a test.
+
+The daemon binds 127.0.0.1:0 and writes the port it got to --port-file;
+Daemon.stop() always runs (fixtures use it in a finally), so no test leaves a
+process behind.
+"""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import grpc
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STUBS = pathlib.Path(os.environ.get("DOGPILED_PY_STUBS", ROOT / "build" / "python_stubs"))
+sys.path.insert(0, str(STUBS))
+
+from dogpiled.v1 import admin_pb2, admin_pb2_grpc  # noqa: E402
+from dogpiled.v1 import dogpile_pb2, dogpile_pb2_grpc  # noqa: E402
+from dogpiled.v1 import rwmutex_pb2, rwmutex_pb2_grpc  # noqa: E402
+from dogpiled.v1 import sessions_pb2, sessions_pb2_grpc  # noqa: E402
+
+BINARY = os.environ.get("DOGPILED_BIN", str(ROOT / "build" / "server" / "dogpiled"))
+
+FRESH = dogpile_pb2.AcquireResponse.OUTCOME_FRESH
+STALE = dogpile_pb2.AcquireResponse.OUTCOME_STALE
+CREATE = dogpile_pb2.AcquireResponse.OUTCOME_CREATE
+NOT_READY = dogpile_pb2.AcquireResponse.OUTCOME_NOT_READY
+READ = rwmutex_pb2.LockRequest.MODE_READ
+WRITE = rwmutex_pb2.LockRequest.MODE_WRITE
+
+
+class Daemon:
+    """One dogpiled process plus stubs on one channel."""
+
+    def __init__(self, *args, state_dir=None):
+        self._tmp = tempfile.TemporaryDirectory(prefix="dogpiled-test-")
+        self.state_dir = state_dir or os.path.join(self._tmp.name, "state")
+        self.args = list(args)
+        self.proc = None
+        self.channel = None
+
+    def start(self):
+        port_file = os.path.join(self._tmp.name, "port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        self.log = open(os.path.join(self._tmp.name, "log"), "ab")
+        self.proc = subprocess.Popen(
+            [BINARY, "--listen", "127.0.0.1:0", "--port-file", port_file,
+             "--state-dir", self.state_dir, "--log-level", "warn", *self.args],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"dogpiled exited with {self.proc.returncode}: "
+                                   f"{self.read_log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("dogpiled did not report a port in 15 s")
+            time.sleep(0.01)
+        self.port = int(open(port_file).read())
+        self.target = f"127.0.0.1:{self.port}"
+        self.channel = grpc.insecure_channel(self.target)
+        self.sessions = sessions_pb2_grpc.SessionsStub(self.channel)
+        self.dogpile = dogpile_pb2_grpc.DogpileStub(self.channel)
+        self.rw = rwmutex_pb2_grpc.RWMutexStub(self.channel)
+        self.admin = admin_pb2_grpc.AdminStub(self.channel)
+        return self
+
+    def read_log(self):
+        return open(os.path.join(self._tmp.name, "log"), "rb").read().decode(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        """Stops the process; returns its exit code."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            self._tmp.cleanup()
+
+    # --- conveniences -------------------------------------------------
+    def open(self, ttl_ms=0, name="test"):
+        return self.sessions.Open(sessions_pb2.OpenRequest(ttl_ms=ttl_ms, client_name=name)).session_id
+
+    def acquire(self, session_id, key="k", registry="reg", expire_ms=60_000,
+                wait_timeout_ms=0, **kw):
+        return dogpile_pb2.AcquireRequest(registry=registry, key=key, session_id=session_id,
+                                          expire_ms=expire_ms,
+                                          wait_timeout_ms=wait_timeout_ms, **kw)
+
+    def publish(self, session_id, token, value, key="k", registry="reg", **kw):
+        return self.dogpile.Publish(dogpile_pb2.PublishRequest(
+            registry=registry, key=key, session_id=session_id, token=token,
+            value=value, **kw))
+
+    def stats(self):
+        return self.admin.Stats(admin_pb2.StatsRequest())
+
+    def threads(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no Threads line")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise RuntimeError("no VmRSS line")
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    """Polls a cheap predicate (a Stats read, not the behaviour under test)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.005)
+    raise AssertionError(f"timed out waiting for {what}")
