@@ -26,6 +26,9 @@ Coordinator::Coordinator(CoordinatorOptions options)
     : limits_(options.limits),
       clock_(options.clock),
       token_store_(options.token_store),
+      session_id_source_(std::move(options.session_id_source)),
+      observer_(options.observer != nullptr ? options.observer
+                                             : &default_observer_),
       rng_(options.seed),
       last_token_(options.first_token),
       persisted_token_(options.first_token) {}
@@ -87,7 +90,8 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
   }
   SessionId id = 0;
   while (id == 0 || sessions_.count(id) != 0) {
-    id = rng_() >> 1;  // 63 bits: safe in every language's int64
+    // 63 bits: safe in every language's int64.
+    id = (session_id_source_ ? session_id_source_() : rng_()) >> 1;
   }
   Session& session = sessions_[id];
   session.id = id;
@@ -137,6 +141,7 @@ void Coordinator::EndSession(Session* session, bool expired) {
   if (expired) {
     ++stats_.session_expiries;
   }
+  observer_->OnSessionEnded(id, session->client_name, expired);
   timers_.Cancel(session->timer);
   const std::vector<uint64_t> waits(session->waits.begin(),
                                     session->waits.end());
@@ -299,6 +304,8 @@ Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
         " bytes is full of values in use");
   }
   for (Entry* victim : victims) {
+    observer_->OnEviction(victim->registry->name, victim->key,
+                          ValueBytes(*victim));
     DropValue(*victim);
     ++stats_.evictions;
     MaybeCollect(victim);
@@ -315,6 +322,7 @@ Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
   waiter.id = id;
   waiter.session_id = session_id;
   waiter.entry = &entry;
+  waiter.parked_ms = clock_->NowMs();
   const int64_t deadline = clock_->NowMs() + wait_ms;
   waiter.timer = timers_.Add(deadline, {TimerTarget::Kind::kWaiter, id, {}, {}});
   AddDeadline(deadline);
@@ -337,6 +345,7 @@ Waiter Coordinator::Unpark(uint64_t wait_id) {
   if (Session* session = FindSession(waiter.session_id)) {
     session->waits.erase(wait_id);
   }
+  observer_->OnWaitEnded(clock_->NowMs() - waiter.parked_ms);
   return waiter;
 }
 
@@ -400,6 +409,7 @@ void Coordinator::FireTimer(const TimerTarget& target) {
         return;
       }
       ++stats_.creation_timeouts;
+      observer_->OnCreationTimeout(target.registry, target.key, target.id);
       entry->creator->timer = 0;  // this timer is the one firing
       ReleaseCreator(*entry);
       ServeDogpileLine(*entry);

@@ -19,6 +19,7 @@
 
 #include "core/clock.h"
 #include "core/limits.h"
+#include "core/observer.h"
 #include "core/state.h"
 #include "core/status.h"
 #include "core/thread_annotations.h"
@@ -42,7 +43,11 @@ struct CoordinatorOptions {
   const Clock* clock = nullptr;  // required; outlives the Coordinator
   TokenStore* token_store = nullptr;  // optional
   Token first_token = 1;  // tokens handed out start above this
-  uint64_t seed = 0;      // session ids and XFetch draws
+  uint64_t seed = 0;      // XFetch draws, and session ids if no source
+  // Where session ids come from; the daemon passes a cryptographic source so
+  // ids cannot be guessed. Unset: drawn from the seeded generator.
+  std::function<uint64_t()> session_id_source;
+  Observer* observer = nullptr;  // optional; outlives the Coordinator
 };
 
 class Coordinator {
@@ -136,7 +141,7 @@ class Coordinator {
   void Normalize(Entry& entry) DP_REQUIRES(mu_);
   Status GrantCreator(Entry& entry, const AcquireRequest& request,
                       AcquireResult& result) DP_REQUIRES(mu_);
-  void ReleaseCreator(Entry& entry) DP_REQUIRES(mu_);
+  void ReleaseCreator(Entry& entry, bool published = false) DP_REQUIRES(mu_);
   // Re-decides the parked Acquires in arrival order (after the role was
   // freed or a value published).
   void ServeDogpileLine(Entry& entry) DP_REQUIRES(mu_);
@@ -157,6 +162,9 @@ class Coordinator {
   const Limits limits_;
   const Clock* const clock_;
   TokenStore* const token_store_;
+  const std::function<uint64_t()> session_id_source_;
+  Observer default_observer_;
+  Observer* const observer_;
 
   Mutex mu_;
   std::function<void()> deadline_hook_ DP_GUARDED_BY(mu_);

@@ -196,10 +196,13 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
   return {};
 }
 
-void Coordinator::ReleaseCreator(Entry& entry) {
+void Coordinator::ReleaseCreator(Entry& entry, bool published) {
   if (!entry.creator) {
     return;
   }
+  observer_->OnCreatorEnded(entry.registry->name, entry.key,
+                            clock_->NowMs() - entry.creator->granted_ms,
+                            published);
   if (Session* session = FindSession(entry.creator->session_id)) {
     session->creator_of.erase(&entry);
   }
@@ -359,7 +362,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
           ? (1 - kCreationSmoothing) * *entry->creation_ms +
                 kCreationSmoothing * took
           : took;
-  ReleaseCreator(*entry);
+  ReleaseCreator(*entry, /*published=*/true);
   ++stats_.publishes;
   // Parked lock-only callers now hold a cache stamped `created`: they go and
   // read it.

@@ -41,6 +41,7 @@ struct Waiter {
   SessionId session_id = 0;
   Entry* entry = nullptr;
   TimerQueue::TimerId timer = 0;
+  int64_t parked_ms = 0;
   bool is_lock = false;
   AcquireRequest acquire;      // !is_lock
   AcquireCallback acquire_done;

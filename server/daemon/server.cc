@@ -11,9 +11,11 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <random>
 
 #include "core/clock.h"
 #include "core/coordinator.h"
+#include "daemon/log_observer.h"
 #include "daemon/token_file.h"
 #include "service/services.h"
 
@@ -90,8 +92,13 @@ int RunDaemon(const Config& config) {
   options.clock = &clock;
   options.token_store = token_file.get();
   options.first_token = FirstToken(stored);
-  options.seed = std::random_device{}() ^
-                 (static_cast<uint64_t>(std::random_device{}()) << 32);
+  std::random_device entropy;  // getrandom(2): session ids are unguessable
+  options.seed = (static_cast<uint64_t>(entropy()) << 32) | entropy();
+  options.session_id_source = [&entropy] {
+    return (static_cast<uint64_t>(entropy()) << 32) | entropy();
+  };
+  LogObserver log_observer;
+  options.observer = &log_observer;
   core::Coordinator core(options);
 
   service::SessionsService sessions(&core);
