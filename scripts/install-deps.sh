@@ -13,6 +13,9 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-dogpile.cache python3-pip python3-setuptools
+  # benchmarks (bench/): peers, the Redis client library, plots, profilers
+  redis-server etcd-server etcd-client libhiredis-dev python3-matplotlib
+  linux-perf valgrind
 )
 
 missing=()
