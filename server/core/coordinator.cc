@@ -211,11 +211,14 @@ bool Coordinator::InUse(const Entry& entry) const {
 }
 
 void Coordinator::MaybeCollect(Entry* entry) {
+  const int64_t now = clock_->NowMs();
   if (entry->has_value || InUse(*entry) ||
-      entry->invalidation.remember_until_ms > clock_->NowMs()) {
+      entry->invalidation.remember_until_ms > now ||
+      entry->backoff_until_ms > now) {
     return;
   }
   timers_.Cancel(entry->invalidation.timer);
+  timers_.Cancel(entry->backoff_timer);
   Registry* registry = entry->registry;
   registry->entries.erase(entry->key);
   --entry_count_;
@@ -438,6 +441,14 @@ void Coordinator::FireTimer(const TimerTarget& target) {
     case TimerTarget::Kind::kEntryHorizon: {
       if (Entry* entry = FindEntry(target.registry, target.key)) {
         entry->invalidation.timer = 0;
+        MaybeCollect(entry);
+      }
+      return;
+    }
+    case TimerTarget::Kind::kBackoff: {
+      if (Entry* entry = FindEntry(target.registry, target.key)) {
+        entry->backoff_timer = 0;
+        ServeDogpileLine(*entry);
         MaybeCollect(entry);
       }
       return;

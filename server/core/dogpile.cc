@@ -70,7 +70,22 @@ Status CheckAcquire(const AcquireRequest& r, const Limits& limits) {
   if (r.early_refresh_beta < 0) {
     return InvalidArgument("early_refresh_beta: must not be negative");
   }
-  return {};
+  return CheckNonNegative(r.max_stale_ms, "max_stale_ms");
+}
+
+// Milliseconds from `from` (epoch seconds) to `now`, never negative.
+int64_t MillisSince(double from, double now) {
+  return now > from ? std::llround((now - from) * 1000.0) : 0;
+}
+
+// Stale-if-error: a value too long past its expiry counts as absent.
+bool TooStale(double created_time, int64_t expire_ms, int64_t max_stale_ms,
+              double now) {
+  if (max_stale_ms <= 0) {
+    return false;
+  }
+  const int64_t lived = expire_ms > 0 ? expire_ms : 0;
+  return MillisSince(created_time, now) - lived > max_stale_ms;
 }
 
 }  // namespace
@@ -112,7 +127,10 @@ Coordinator::Decision Coordinator::Decide(Entry& entry,
                                           const AcquireRequest& request,
                                           AcquireResult& result) {
   const double now = clock_->WallSeconds();
-  const bool creating = entry.creator.has_value();
+  const int64_t now_ms = clock_->NowMs();
+  // A throttled key behaves as if someone were creating: nobody is elected.
+  const bool backing_off = entry.backoff_until_ms > now_ms;
+  const bool creating = entry.creator.has_value() || backing_off;
   bool usable = false;
   bool expired = true;
   double created_time = 0;
@@ -141,8 +159,25 @@ Coordinator::Decision Coordinator::Decide(Entry& entry,
               (!vouched && created_time <= soft_wall);
     result.created_time = created_time;
   }
+  if (usable) {
+    result.age_ms = MillisSince(created_time, now);
+  }
+  if (usable && expired &&
+      TooStale(created_time, request.expire_ms, request.max_stale_ms, now)) {
+    usable = false;
+    result.has_value = false;
+    result.value.clear();
+    if (!request.client_created_time) {
+      result.created_time = 0;
+    }
+    result.age_ms = 0;
+  }
+  if (backing_off) {
+    result.retry_in_ms = entry.backoff_until_ms - now_ms;
+  }
   if (usable && !expired) {
     result.is_expired = false;
+    result.retry_in_ms = 0;
     if (request.early_refresh_beta > 0 && !creating &&
         request.expire_ms > 0 && entry.creation_ms) {
       // XFetch: refresh early when now - delta * beta * ln(U) passes the
@@ -188,6 +223,7 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
   entry.creator = creator;
   sessions_.at(request.session_id).creator_of.insert(&entry);
   result.outcome = Outcome::kCreate;
+  result.retry_in_ms = 0;
   result.token = creator.token;
   result.creation_deadline_ms = timeout;
   if (!result.is_expired) {
@@ -363,6 +399,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
                 kCreationSmoothing * took
           : took;
   ReleaseCreator(*entry, /*published=*/true);
+  entry->backoff_until_ms = 0;
   ++stats_.publishes;
   // Parked lock-only callers now hold a cache stamped `created`: they go and
   // read it.
@@ -390,6 +427,11 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
       !s.ok()) {
     return s;
   }
+  if (Status s = CheckTimeout(request.retry_after_ms, "retry_after_ms",
+                              limits_);
+      !s.ok()) {
+    return s;
+  }
   if (FindSession(request.session_id) == nullptr) {
     return NotFound("session_id: unknown or ended session " +
                     std::to_string(request.session_id));
@@ -407,6 +449,14 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
   }
   ReleaseCreator(*entry);
   ++stats_.abandons;
+  if (request.retry_after_ms > 0) {
+    entry->backoff_until_ms = clock_->NowMs() + request.retry_after_ms;
+    timers_.Cancel(entry->backoff_timer);
+    entry->backoff_timer = timers_.Add(
+        entry->backoff_until_ms,
+        {TimerTarget::Kind::kBackoff, 0, request.registry, request.key});
+    AddDeadline(entry->backoff_until_ms);
+  }
   ServeDogpileLine(*entry);
   MaybeCollect(entry);
   return {};
@@ -460,6 +510,7 @@ StatusOr<PeekResult> Coordinator::Peek(const std::string& registry,
     result.has_value = true;
     result.value = entry->value;
     result.created_time = entry->created_time;
+    result.age_ms = MillisSince(entry->created_time, clock_->WallSeconds());
     result.is_expired =
         IsExpired(entry->created_time, expire_ms, clock_->WallSeconds()) ||
         entry->value_token <= SoftInvalidToken(*entry);

@@ -88,6 +88,9 @@ struct Entry {
   double lock_only_created_time = 0;
 
   std::optional<Creator> creator;
+  // Stale-if-error: no creator is elected before this (monotonic ms).
+  int64_t backoff_until_ms = 0;
+  TimerQueue::TimerId backoff_timer = 0;
   std::list<uint64_t> dogpile_line;  // waiter ids, first come first served
 
   Invalidation invalidation;

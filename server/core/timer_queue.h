@@ -16,11 +16,11 @@ namespace dogpiled::core {
 // timer that outlives its object finds nothing and does nothing.
 struct TimerTarget {
   enum class Kind { kSession, kCreator, kWaiter, kEntryHorizon,
-                    kRegistryHorizon };
+                    kRegistryHorizon, kBackoff };
   Kind kind;
   uint64_t id = 0;        // session id, waiter id, or creator token
-  std::string registry;   // kCreator, kEntryHorizon, kRegistryHorizon
-  std::string key;        // kCreator, kEntryHorizon
+  std::string registry;   // all but kSession and kWaiter
+  std::string key;        // kCreator, kEntryHorizon, kBackoff
 };
 
 class TimerQueue {

@@ -26,6 +26,7 @@ struct AcquireRequest {
   int64_t creation_timeout_ms = 0;
   std::optional<double> client_created_time;  // present: lock-only mode
   double early_refresh_beta = 0;
+  int64_t max_stale_ms = 0;
 };
 
 enum class Outcome { kFresh = 1, kStale = 2, kCreate = 3, kNotReady = 4 };
@@ -38,6 +39,8 @@ struct AcquireResult {
   bool is_expired = true;
   Token token = 0;
   int64_t creation_deadline_ms = 0;
+  int64_t age_ms = 0;
+  int64_t retry_in_ms = 0;
 };
 
 struct PublishRequest {
@@ -55,6 +58,7 @@ struct AbandonRequest {
   SessionId session_id = 0;
   Token token = 0;
   std::string reason;
+  int64_t retry_after_ms = 0;
 };
 
 struct InvalidateRequest {
@@ -69,6 +73,7 @@ struct PeekResult {
   double created_time = 0;
   bool is_expired = true;
   bool creating = false;
+  int64_t age_ms = 0;
 };
 
 enum class LockMode { kRead = 1, kWrite = 2 };

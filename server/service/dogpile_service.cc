@@ -13,6 +13,8 @@ void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
   out->set_is_expired(r.is_expired);
   out->set_token(r.token);
   out->set_creation_deadline_ms(r.creation_deadline_ms);
+  out->set_age_ms(r.age_ms);
+  out->set_retry_in_ms(r.retry_in_ms);
 }
 
 }  // namespace
@@ -31,6 +33,7 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
     r.client_created_time = request->client_created_time();
   }
   r.early_refresh_beta = request->early_refresh_beta();
+  r.max_stale_ms = request->max_stale_ms();
 
   auto* reactor = new WaitReactor(core_);
   const uint64_t wait_id = core_->Acquire(
@@ -72,6 +75,7 @@ grpc::ServerUnaryReactor* DogpileService::Abandon(
   r.session_id = request->session_id();
   r.token = request->token();
   r.reason = request->reason();
+  r.retry_after_ms = request->retry_after_ms();
   return FinishNow(ctx, ToGrpc(core_->Abandon(r)));
 }
 
@@ -96,6 +100,7 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
     response->set_created_time(peeked->created_time);
     response->set_is_expired(peeked->is_expired);
     response->set_creating(peeked->creating);
+    response->set_age_ms(peeked->age_ms);
   }
   return FinishNow(ctx, ToGrpc(peeked.status()));
 }

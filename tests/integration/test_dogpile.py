@@ -131,3 +131,25 @@ def test_entries_leave_stats_when_unreferenced(daemon):
     daemon.sessions.Close(sessions_pb2.CloseRequest(session_id=a))
     stats = daemon.stats()
     assert stats.entries == 1 and stats.stored_bytes == len(b"12345") + len("kept")
+
+
+def test_stale_if_error_throttles_reelection(daemon):
+    a = daemon.open()
+    token = daemon.dogpile.Acquire(daemon.acquire(a, expire_ms=100)).token
+    daemon.publish(a, token, b"last good")
+    time.sleep(0.15)
+    create = daemon.dogpile.Acquire(daemon.acquire(a, expire_ms=100))
+    assert create.outcome == CREATE and create.age_ms >= 150
+    daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(
+        registry="reg", key="k", session_id=a, token=create.token,
+        reason="backend down", retry_after_ms=60_000))
+    b = daemon.open()
+    for _ in range(5):
+        r = daemon.dogpile.Acquire(daemon.acquire(b, expire_ms=100))
+        assert r.outcome == STALE and r.value == b"last good"
+        assert 0 < r.retry_in_ms <= 60_000 and r.age_ms >= 150
+    strict = daemon.dogpile.Acquire(daemon.acquire(b, expire_ms=100, max_stale_ms=1))
+    assert strict.outcome == NOT_READY and not strict.has_value
+    assert daemon.stats().acquires_create == 2
+    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k", expire_ms=100))
+    assert peek.age_ms >= 150
