@@ -29,6 +29,7 @@ Coordinator::Coordinator(CoordinatorOptions options)
       session_id_source_(std::move(options.session_id_source)),
       observer_(options.observer != nullptr ? options.observer
                                              : &default_observer_),
+      journal_(options.journal),
       rng_(options.seed),
       last_token_(options.first_token),
       persisted_token_(options.first_token) {}
@@ -236,16 +237,30 @@ void Coordinator::MaybeCollectRegistry(Registry* registry) {
 
 void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target) {
   const double wall = clock_->WallSeconds();
-  inv.soft_token = last_token_;
-  inv.soft_wall = wall;
-  if (hard) {
-    inv.hard_token = last_token_;
-    inv.hard_wall = wall;
+  if (journal_ != nullptr && !replaying_) {
+    journal_->Invalidated({target.registry, target.key, hard, last_token_,
+                           wall});
   }
-  inv.remember_until_ms = clock_->NowMs() + limits_.invalidation_horizon_ms;
-  timers_.Cancel(inv.timer);
-  inv.timer = timers_.Add(inv.remember_until_ms, std::move(target));
-  AddDeadline(inv.remember_until_ms);
+  ApplyInvalidation(inv, hard, last_token_, wall,
+                    clock_->NowMs() + limits_.invalidation_horizon_ms,
+                    std::move(target));
+}
+
+void Coordinator::ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
+                                    double wall, int64_t remember_until_ms,
+                                    TimerTarget target) {
+  inv.soft_token = std::max(inv.soft_token, mark);
+  inv.soft_wall = std::max(inv.soft_wall, wall);
+  if (hard) {
+    inv.hard_token = std::max(inv.hard_token, mark);
+    inv.hard_wall = std::max(inv.hard_wall, wall);
+  }
+  if (remember_until_ms > inv.remember_until_ms) {
+    inv.remember_until_ms = remember_until_ms;
+    timers_.Cancel(inv.timer);
+    inv.timer = timers_.Add(inv.remember_until_ms, std::move(target));
+    AddDeadline(inv.remember_until_ms);
+  }
 }
 
 StatusOr<Token> Coordinator::NextToken() {
@@ -276,11 +291,32 @@ void Coordinator::DropValue(Entry& entry) {
   if (!entry.has_value) {
     return;
   }
+  if (journal_ != nullptr && !replaying_) {
+    journal_->ValueDropped(entry.registry->name, entry.key);
+  }
   stats_.stored_bytes -= ValueBytes(entry);
   lru_.erase(entry.lru_pos);
   entry.lru_pos = lru_.end();
   entry.has_value = false;
   std::string().swap(entry.value);
+}
+
+void Coordinator::StoreValue(Entry& entry, std::string value,
+                             double created_time, Token token) {
+  if (entry.has_value) {
+    stats_.stored_bytes -= ValueBytes(entry);
+    lru_.erase(entry.lru_pos);
+  }
+  entry.value = std::move(value);
+  entry.has_value = true;
+  entry.created_time = created_time;
+  entry.value_token = token;
+  entry.lru_pos = lru_.insert(lru_.begin(), &entry);
+  stats_.stored_bytes += ValueBytes(entry);
+  if (journal_ != nullptr && !replaying_) {
+    journal_->ValueStored({entry.registry->name, entry.key, entry.value,
+                           created_time, token});
+  }
 }
 
 Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {

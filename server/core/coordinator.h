@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/journal.h"
 #include "core/limits.h"
 #include "core/observer.h"
 #include "core/state.h"
@@ -48,6 +49,7 @@ struct CoordinatorOptions {
   // ids cannot be guessed. Unset: drawn from the seeded generator.
   std::function<uint64_t()> session_id_source;
   Observer* observer = nullptr;  // optional; outlives the Coordinator
+  Journal* journal = nullptr;    // optional; outlives the Coordinator
 };
 
 class Coordinator {
@@ -91,6 +93,14 @@ class Coordinator {
   // New requests get UNAVAILABLE; every parked call is answered UNAVAILABLE.
   void Shutdown();
 
+  // Persistence (persistence.cc). Restore loads values and invalidations
+  // before serving; values too old for the memory budget are skipped.
+  // Export copies the durable state and, under the same lock, calls
+  // `at_instant` (where the journal starts a new log), so the copy and the
+  // new log meet exactly.
+  void Restore(const PersistedState& state);
+  PersistedState Export(const std::function<void()>& at_instant);
+
   Stats GetStats();
   const Limits& limits() const { return limits_; }
 
@@ -114,6 +124,12 @@ class Coordinator {
   StatusOr<Token> NextToken() DP_REQUIRES(mu_);
   void Remember(Invalidation& inv, bool hard, TimerTarget target)
       DP_REQUIRES(mu_);
+  // Applies an invalidation mark (new or restored) with its horizon timer.
+  void ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
+                         double wall, int64_t remember_until_ms,
+                         TimerTarget target) DP_REQUIRES(mu_);
+  void StoreValue(Entry& entry, std::string value, double created_time,
+                  Token token) DP_REQUIRES(mu_);
   void AddDeadline(int64_t deadline_ms) DP_REQUIRES(mu_);
   void Defer(std::function<void()> fn) DP_REQUIRES(mu_);
 
@@ -165,6 +181,7 @@ class Coordinator {
   const std::function<uint64_t()> session_id_source_;
   Observer default_observer_;
   Observer* const observer_;
+  Journal* const journal_;
 
   Mutex mu_;
   std::function<void()> deadline_hook_ DP_GUARDED_BY(mu_);
@@ -172,6 +189,7 @@ class Coordinator {
   bool deadline_moved_ DP_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> deferred_ DP_GUARDED_BY(mu_);
   bool shutting_down_ DP_GUARDED_BY(mu_) = false;
+  bool replaying_ DP_GUARDED_BY(mu_) = false;  // Restore: journal nothing
   std::mt19937_64 rng_ DP_GUARDED_BY(mu_);
   Token last_token_ DP_GUARDED_BY(mu_);
   Token persisted_token_ DP_GUARDED_BY(mu_);

@@ -384,13 +384,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
         !s.ok()) {
       return s;
     }
-    DropValue(*entry);
-    entry->value = request.value;
-    entry->has_value = true;
-    entry->created_time = created;
-    entry->value_token = creator.token;
-    entry->lru_pos = lru_.insert(lru_.begin(), entry);
-    stats_.stored_bytes += entry->value.size() + entry->key.size();
+    StoreValue(*entry, request.value, created, creator.token);
   }
   const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
   entry->creation_ms =
