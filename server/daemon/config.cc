@@ -1,6 +1,8 @@
 #include "daemon/config.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdlib>
 #include <sstream>
 
 namespace dogpiled::daemon {
@@ -9,15 +11,24 @@ namespace {
 template <typename T>
 void Flag(CLI::App& app, const std::string& name, T& value,
           const std::string& help, const std::string& env) {
-  app.add_option(name, value, help)->envname(env)->capture_default_str();
+  app.add_option(name, value, help)
+      ->envname(env)
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 }  // namespace
 
 void AddFlags(CLI::App& app, Config& c) {
   core::Limits& l = c.limits;
-  app.set_config("--config", "", "TOML config file (keys are the long flag "
-                 "names without dashes, e.g. listen = \"0.0.0.0:7420\")");
+  app.set_config("--config", "",
+                 "TOML config file: keys are the long flag names without "
+                 "the leading dashes, e.g. state-dir = \"/var/lib/dogpiled\" "
+                 "(example: deploy/dogpiled.toml); unknown keys are errors")
+      ->envname("DOGPILED_CONFIG")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  // A misspelt key in a file must not be silently ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   Flag(app, "--listen", c.listen,
        "gRPC address to serve on, HOST:PORT (port 0 picks a free port)",
        "DOGPILED_LISTEN");
@@ -27,8 +38,19 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--port-file", c.port_file,
        "Write the bound port to this file once serving (for tests and "
        "scripts)", "DOGPILED_PORT_FILE");
+  Flag(app, "--metrics-listen", c.metrics_listen,
+       "Prometheus metrics over HTTP (GET /metrics), HOST:PORT; port 0 "
+       "picks a free port; empty turns metrics off",
+       "DOGPILED_METRICS_LISTEN");
+  Flag(app, "--metrics-port-file", c.metrics_port_file,
+       "Write the bound metrics port to this file once serving",
+       "DOGPILED_METRICS_PORT_FILE");
   Flag(app, "--log-level", c.log_level,
-       "trace, debug, info, warn, error or off", "DOGPILED_LOG_LEVEL");
+       "trace, debug, info, warn, error, critical or off",
+       "DOGPILED_LOG_LEVEL");
+  Flag(app, "--log-format", c.log_format,
+       "text (for people) or json (one object per line, for log shippers)",
+       "DOGPILED_LOG_FORMAT");
   Flag(app, "--shutdown-grace-ms", c.shutdown_grace_ms,
        "On SIGINT/SIGTERM, how long open streams may take to finish",
        "DOGPILED_SHUTDOWN_GRACE_MS");
@@ -64,11 +86,42 @@ void AddFlags(CLI::App& app, Config& c) {
        "DOGPILED_MAX_WAITERS_PER_KEY");
 }
 
+std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
+                                             const char* const* argv) {
+  std::vector<std::string> args;
+  for (const CLI::Option* opt : app.get_options()) {
+    const std::string& env = opt->get_envname();
+    const char* value = env.empty() ? nullptr : std::getenv(env.c_str());
+    if (value != nullptr && !opt->get_lnames().empty()) {
+      args.push_back("--" + opt->get_lnames().front());
+      args.push_back(value);
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    // CLI11 reads "--name=" (an empty value) as "--name" and takes the
+    // next argument as its value; split it so the value stays empty.
+    if (arg.size() > 3 && arg.starts_with("--") && arg.back() == '=' &&
+        arg.find('=') == arg.size() - 1) {
+      args.push_back(arg.substr(0, arg.size() - 1));
+      args.push_back("");
+    } else {
+      args.push_back(arg);
+    }
+  }
+  std::reverse(args.begin(), args.end());
+  return args;
+}
+
 std::string Describe(const Config& c) {
   const core::Limits& l = c.limits;
   std::ostringstream out;
-  out << "listen=" << c.listen << " state_dir=" << c.state_dir
-      << " log_level=" << c.log_level
+  out << "config=" << (c.config_file.empty() ? "(none)" : c.config_file)
+      << " listen=" << c.listen << " state_dir=" << c.state_dir
+      << " port_file=" << c.port_file
+      << " metrics_listen=" << c.metrics_listen
+      << " metrics_port_file=" << c.metrics_port_file
+      << " log_level=" << c.log_level << " log_format=" << c.log_format
       << " shutdown_grace_ms=" << c.shutdown_grace_ms
       << " default_ttl_ms=" << l.default_ttl_ms
       << " min_ttl_ms=" << l.min_ttl_ms << " max_ttl_ms=" << l.max_ttl_ms

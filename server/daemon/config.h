@@ -1,9 +1,12 @@
-// The daemon's configuration: flags, DOGPILED_* environment variables and an
-// optional TOML config file (--config), in that order of precedence.
+// The daemon's configuration, from three sources with one order of
+// precedence: command-line flags, then DOGPILED_* environment variables,
+// then the TOML file named by --config (or DOGPILED_CONFIG), then the
+// built-in defaults.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/limits.h"
 
@@ -14,10 +17,14 @@ class App;
 namespace dogpiled::daemon {
 
 struct Config {
+  std::string config_file;
   std::string listen = "127.0.0.1:7420";
   std::string state_dir = "/var/lib/dogpiled";
   std::string port_file;
+  std::string metrics_listen = "127.0.0.1:9420";
+  std::string metrics_port_file;
   std::string log_level = "info";
+  std::string log_format = "text";
   int64_t shutdown_grace_ms = 2000;
   core::Limits limits;
 };
@@ -26,7 +33,15 @@ struct Config {
 // `config`. Defaults are the values already in `config`.
 void AddFlags(CLI::App& app, Config& config);
 
-// One line per setting, for the start-up log.
+// The arguments to parse, in CLI11's reverse order: argv with every
+// DOGPILED_* variable that is set turned into a flag placed before the real
+// ones. Every option keeps its last value, so flags beat the environment,
+// and CLI11 only takes from the file what neither set. (Left to itself,
+// CLI11 2.1 reads the file before the environment, so the file would win.)
+std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
+                                             const char* const* argv);
+
+// One line with every setting, for the start-up log.
 std::string Describe(const Config& config);
 
 }  // namespace dogpiled::daemon

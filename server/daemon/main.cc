@@ -2,8 +2,10 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 
 #include "daemon/config.h"
+#include "daemon/logging.h"
 #include "daemon/server.h"
 
 int main(int argc, char** argv) {
@@ -14,15 +16,23 @@ int main(int argc, char** argv) {
       "variable shown, or in the --config file; flags win over the "
       "environment, which wins over the file."};
   dogpiled::daemon::AddFlags(app, config);
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> args =
+      dogpiled::daemon::ArgsWithEnvironment(app, argc, argv);
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (const CLI::Option* file = app.get_config_ptr(); file->count() > 0) {
+    config.config_file = file->as<std::string>();
+  }
 
-  const auto level = spdlog::level::from_str(config.log_level);
-  if (level == spdlog::level::off && config.log_level != "off") {
-    std::fprintf(stderr, "--log-level: unknown level '%s'\n",
-                 config.log_level.c_str());
+  const dogpiled::core::Status logging =
+      dogpiled::daemon::SetUpLogging(config.log_level, config.log_format);
+  if (!logging.ok()) {
+    std::fprintf(stderr, "%s\n", logging.message().c_str());
     return 2;
   }
-  spdlog::set_level(level);
   spdlog::info("dogpiled starting: {}", dogpiled::daemon::Describe(config));
   return dogpiled::daemon::RunDaemon(config);
 }

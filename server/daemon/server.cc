@@ -16,6 +16,8 @@
 #include "core/clock.h"
 #include "core/coordinator.h"
 #include "daemon/log_observer.h"
+#include "daemon/metrics.h"
+#include "daemon/observer_fanout.h"
 #include "daemon/token_file.h"
 #include "service/services.h"
 
@@ -98,8 +100,30 @@ int RunDaemon(const Config& config) {
     return (static_cast<uint64_t>(entropy()) << 32) | entropy();
   };
   LogObserver log_observer;
-  options.observer = &log_observer;
+  MetricsObserver metrics_observer;
+  ObserverFanout observers({&log_observer, &metrics_observer});
+  options.observer = &observers;
   core::Coordinator core(options);
+
+  // Declared after the core, so it stops before the core it reads goes.
+  std::unique_ptr<MetricsServer> metrics;
+  if (!config.metrics_listen.empty()) {
+    auto started = MetricsServer::Start(config.metrics_listen,
+                                        metrics_observer,
+                                        [&core] { return core.GetStats(); });
+    if (!started.ok()) {
+      spdlog::critical("cannot serve metrics: {} (pass another "
+                       "--metrics-listen, or --metrics-listen '' to turn "
+                       "metrics off)", started.status().message());
+      return 1;
+    }
+    metrics = std::move(started.value());
+    spdlog::info("metrics on http://{}/metrics (port {})",
+                 config.metrics_listen, metrics->port());
+    if (!config.metrics_port_file.empty()) {
+      std::ofstream(config.metrics_port_file) << metrics->port() << "\n";
+    }
+  }
 
   service::SessionsService sessions(&core);
   service::DogpileService dogpile(&core);

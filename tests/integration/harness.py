@@ -50,7 +50,10 @@ class Daemon:
         self.log = open(os.path.join(self._tmp.name, "log"), "ab")
         self.proc = subprocess.Popen(
             [BINARY, "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--state-dir", self.state_dir, "--log-level", "warn", *self.args],
+             "--state-dir", self.state_dir, "--log-level", "warn",
+             # metrics off unless a test asks: the default port is fixed, and
+             # daemons of tests that run side by side would fight for it
+             "--metrics-listen", "", *self.args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
