@@ -8,7 +8,7 @@ PACKAGES=(
   g++ cmake make pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libasio-dev libcli11-dev
-  prometheus-cpp-dev nlohmann-json3-dev libyaml-cpp-dev
+  prometheus-cpp-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev
   # tests
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml

@@ -9,9 +9,9 @@ namespace dogpiled::daemon {
 namespace {
 
 template <typename T>
-void Flag(CLI::App& app, const std::string& name, T& value,
-          const std::string& help, const std::string& env) {
-  app.add_option(name, value, help)
+CLI::Option* Flag(CLI::App& app, const std::string& name, T& value,
+                  const std::string& help, const std::string& env) {
+  return app.add_option(name, value, help)
       ->envname(env)
       ->capture_default_str()
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -54,6 +54,14 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--shutdown-grace-ms", c.shutdown_grace_ms,
        "On SIGINT/SIGTERM, how long open streams may take to finish",
        "DOGPILED_SHUTDOWN_GRACE_MS");
+  Flag(app, "--fsync", c.fsync,
+       "When stored values reach the disk under --state-dir: always (before "
+       "each answer), everysec (a crash loses about a second), or no (the "
+       "kernel decides)", "DOGPILED_FSYNC")
+      ->check(CLI::IsMember({"always", "everysec", "no"}));
+  Flag(app, "--compact-bytes", c.compact_bytes,
+       "Rewrite the value snapshot once the change log grows past this "
+       "(and past twice the snapshot)", "DOGPILED_COMPACT_BYTES");
   Flag(app, "--default-ttl-ms", l.default_ttl_ms,
        "Session TTL when Open asks for 0", "DOGPILED_DEFAULT_TTL_MS");
   Flag(app, "--min-ttl-ms", l.min_ttl_ms, "Smallest session TTL accepted",
@@ -122,7 +130,8 @@ std::string Describe(const Config& c) {
       << " metrics_listen=" << c.metrics_listen
       << " metrics_port_file=" << c.metrics_port_file
       << " log_level=" << c.log_level << " log_format=" << c.log_format
-      << " shutdown_grace_ms=" << c.shutdown_grace_ms
+      << " shutdown_grace_ms=" << c.shutdown_grace_ms << " fsync=" << c.fsync
+      << " compact_bytes=" << c.compact_bytes
       << " default_ttl_ms=" << l.default_ttl_ms
       << " min_ttl_ms=" << l.min_ttl_ms << " max_ttl_ms=" << l.max_ttl_ms
       << " default_creation_timeout_ms=" << l.default_creation_timeout_ms

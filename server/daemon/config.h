@@ -26,6 +26,8 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t shutdown_grace_ms = 2000;
+  std::string fsync = "everysec";
+  uint64_t compact_bytes = 64ULL << 20;
   core::Limits limits;
 };
 

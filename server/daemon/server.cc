@@ -19,6 +19,7 @@
 #include "daemon/metrics.h"
 #include "daemon/observer_fanout.h"
 #include "daemon/token_file.h"
+#include "daemon/value_journal.h"
 #include "service/services.h"
 
 namespace dogpiled::daemon {
@@ -73,6 +74,7 @@ class DeadlineTimer {
 
 int RunDaemon(const Config& config) {
   std::unique_ptr<TokenFile> token_file;
+  std::unique_ptr<ValueJournal> journal;
   core::Token stored = 0;
   if (!config.state_dir.empty()) {
     auto opened = TokenFile::Open(config.state_dir);
@@ -84,6 +86,18 @@ int RunDaemon(const Config& config) {
     }
     token_file = std::move(opened.value());
     stored = token_file->stored();
+    auto policy = ParseFsyncPolicy(config.fsync);
+    auto journal_opened =
+        policy.ok() ? ValueJournal::Open(config.state_dir, policy.value(),
+                                         config.compact_bytes)
+                    : core::StatusOr<std::unique_ptr<ValueJournal>>(
+                          policy.status());
+    if (!journal_opened.ok()) {
+      spdlog::critical("cannot keep values under --state-dir: {}",
+                       journal_opened.status().message());
+      return 1;
+    }
+    journal = std::move(journal_opened.value());
   } else {
     spdlog::warn("no --state-dir: fencing tokens rest on the wall clock only");
   }
@@ -103,7 +117,28 @@ int RunDaemon(const Config& config) {
   MetricsObserver metrics_observer;
   ObserverFanout observers({&log_observer, &metrics_observer});
   options.observer = &observers;
+  options.journal = journal.get();
   core::Coordinator core(options);
+  // Stops the journal (a last snapshot reads the core) before the core goes,
+  // on every return path.
+  struct JournalStopper {
+    ValueJournal* journal;
+    ~JournalStopper() {
+      if (journal != nullptr) {
+        journal->Stop();
+      }
+    }
+  } journal_stopper{journal.get()};
+  if (journal) {
+    core.Restore(journal->loaded());
+    const core::Stats restored = core.GetStats();
+    if (core::Status s = journal->Start(&core); !s.ok()) {
+      spdlog::critical("cannot write under --state-dir: {}", s.message());
+      return 1;
+    }
+    spdlog::info("restored {} entries ({} value bytes) from {}",
+                 restored.entries, restored.stored_bytes, config.state_dir);
+  }
 
   // Declared after the core, so it stops before the core it reads goes.
   std::unique_ptr<MetricsServer> metrics;
@@ -178,6 +213,9 @@ int RunDaemon(const Config& config) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(config.shutdown_grace_ms));
   server->Wait();
+  if (journal) {
+    journal->Stop();  // a last snapshot, so the next start loads quickly
+  }
   spdlog::info("dogpiled stopped");
   return 0;
 }
