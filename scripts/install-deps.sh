@@ -1,22 +1,38 @@
 #!/usr/bin/env bash
 # The one list of what dogpiled needs on Debian bookworm, for people, CI and
 # the Docker build alike. Idempotent: apt-get skips what is installed.
+# Usage: install-deps.sh [build] [test] [bench]; no argument installs all
+# (the Docker image's build stage asks for "build" only).
 set -euo pipefail
 
-PACKAGES=(
-  # build
+BUILD=(
   g++ cmake make pkg-config ccache
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libasio-dev libcli11-dev
   prometheus-cpp-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev
-  # tests
+)
+TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
-  python3-dogpile.cache python3-pip python3-setuptools
-  # benchmarks (bench/): peers, the Redis client library, plots, profilers
+  python3-dogpile.cache python3-pip python3-setuptools openssl
+)
+# benchmarks (bench/): peers, the Redis client library, plots, profilers
+BENCH=(
   redis-server etcd-server etcd-client libhiredis-dev python3-matplotlib
   linux-perf valgrind
 )
+
+PACKAGES=()
+for group in "${@:-build test bench}"; do
+  for g in $group; do
+    case "$g" in
+      build) PACKAGES+=("${BUILD[@]}") ;;
+      test) PACKAGES+=("${TEST[@]}") ;;
+      bench) PACKAGES+=("${BENCH[@]}") ;;
+      *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
+    esac
+  done
+done
 
 missing=()
 for p in "${PACKAGES[@]}"; do

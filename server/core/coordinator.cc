@@ -68,7 +68,9 @@ void Coordinator::Tick() {
 // ---------------------------------------------------------------- sessions
 
 StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
-                                       const std::string& client_name) {
+                                       const std::string& client_name,
+                                       const std::string& client,
+                                       const std::string& owner) {
   Op op(this);
   if (shutting_down_) {
     return Unavailable("dogpiled is shutting down");
@@ -89,6 +91,15 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
                              std::to_string(limits_.max_sessions) +
                              " open sessions is reached");
   }
+  uint64_t& of_client = sessions_per_client_[client];
+  if (of_client >= limits_.max_sessions_per_client) {
+    return ResourceExhausted(
+        "sessions: the cap of " +
+        std::to_string(limits_.max_sessions_per_client) +
+        " open sessions per client is reached for " +
+        (client.empty() ? std::string("this client") : client));
+  }
+  ++of_client;
   SessionId id = 0;
   while (id == 0 || sessions_.count(id) != 0) {
     // 63 bits: safe in every language's int64.
@@ -99,6 +110,8 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
   session.ttl_ms = ttl_ms == 0 ? limits_.default_ttl_ms : ttl_ms;
   session.deadline_ms = clock_->NowMs() + session.ttl_ms;
   session.client_name = client_name;
+  session.client = client;
+  session.owner = owner;
   session.timer = timers_.Add(session.deadline_ms,
                               {TimerTarget::Kind::kSession, id, {}, {}});
   AddDeadline(session.deadline_ms);
@@ -130,6 +143,18 @@ Status Coordinator::Close(SessionId id) {
   }
   EndSession(session, /*expired=*/false);
   return {};
+}
+
+Status Coordinator::CheckOwner(SessionId id, const std::string& caller) {
+  Op op(this);
+  Session* session = FindSession(id);
+  if (session == nullptr || session->owner.empty() ||
+      session->owner == caller) {
+    return {};
+  }
+  return {Code::kPermissionDenied,
+          "session_id: session " + std::to_string(id) +
+              " belongs to another client"};
 }
 
 Session* Coordinator::FindSession(SessionId id) {
@@ -168,6 +193,10 @@ void Coordinator::EndSession(Session* session, bool expired) {
     ReleaseLock(*entry, token);
     ServeRwLine(*entry);
     MaybeCollect(entry);
+  }
+  if (auto it = sessions_per_client_.find(session->client);
+      it != sessions_per_client_.end() && --it->second == 0) {
+    sessions_per_client_.erase(it);
   }
   sessions_.erase(id);
 }

@@ -59,7 +59,15 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
 
   // Sessions.
-  StatusOr<OpenResult> Open(int64_t ttl_ms, const std::string& client_name);
+  // `client` identifies who opens it, for the per-client cap: the peer's
+  // TLS identity or address. `owner`, when not empty, binds the session to
+  // that authenticated identity: see CheckOwner.
+  StatusOr<OpenResult> Open(int64_t ttl_ms, const std::string& client_name,
+                            const std::string& client = "",
+                            const std::string& owner = "");
+  // PERMISSION_DENIED if the session is bound to an identity other than
+  // `caller`; OK otherwise (an unknown session is left to the call itself).
+  Status CheckOwner(SessionId id, const std::string& caller);
   StatusOr<int64_t> KeepAlive(SessionId id);  // returns the granted TTL
   Status Close(SessionId id);
 
@@ -195,6 +203,8 @@ class Coordinator {
   Token persisted_token_ DP_GUARDED_BY(mu_);
   uint64_t next_wait_id_ DP_GUARDED_BY(mu_) = 1;
   std::unordered_map<SessionId, Session> sessions_ DP_GUARDED_BY(mu_);
+  std::unordered_map<std::string, uint64_t> sessions_per_client_
+      DP_GUARDED_BY(mu_);
   std::unordered_map<std::string, Registry> registries_ DP_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, Waiter> waiters_ DP_GUARDED_BY(mu_);
   std::list<Entry*> lru_ DP_GUARDED_BY(mu_);  // front: most recently used

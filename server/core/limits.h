@@ -21,6 +21,8 @@ struct Limits {
   uint64_t max_sessions = 100'000;
   uint64_t max_waiters = 100'000;
   uint64_t max_waiters_per_key = 50'000;
+  // Open sessions of one client (its TLS identity, else its address).
+  uint64_t max_sessions_per_client = 10'000;
 };
 
 // Registry names are short identifiers; keys are opaque bytes.

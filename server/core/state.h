@@ -29,6 +29,8 @@ struct Session {
   int64_t ttl_ms = 0;
   int64_t deadline_ms = 0;
   std::string client_name;
+  std::string client;  // for the per-client cap
+  std::string owner;   // authenticated identity bound to it, if any
   TimerQueue::TimerId timer = 0;
   std::unordered_set<Entry*> creator_of;
   std::unordered_map<Token, Entry*> locks;

@@ -54,6 +54,19 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--shutdown-grace-ms", c.shutdown_grace_ms,
        "On SIGINT/SIGTERM, how long open streams may take to finish",
        "DOGPILED_SHUTDOWN_GRACE_MS");
+  Flag(app, "--tls-cert", c.tls_cert,
+       "PEM certificate chain: serve gRPC over TLS (with --tls-key)",
+       "DOGPILED_TLS_CERT");
+  Flag(app, "--tls-key", c.tls_key, "PEM private key for --tls-cert",
+       "DOGPILED_TLS_KEY");
+  Flag(app, "--tls-client-ca", c.tls_client_ca,
+       "PEM CA bundle: require client certificates signed by it (mutual "
+       "TLS); each session is then bound to the identity that opened it",
+       "DOGPILED_TLS_CLIENT_CA");
+  Flag(app, "--registry-token-file", c.registry_token_file,
+       "File of registry=token lines: those registries require the "
+       "metadata 'authorization: Bearer <token>'",
+       "DOGPILED_REGISTRY_TOKEN_FILE");
   Flag(app, "--fsync", c.fsync,
        "When stored values reach the disk under --state-dir: always (before "
        "each answer), everysec (a crash loses about a second), or no (the "
@@ -89,6 +102,9 @@ void AddFlags(CLI::App& app, Config& c) {
        "DOGPILED_MAX_SESSIONS");
   Flag(app, "--max-waiters", l.max_waiters, "Cap on parked calls in all",
        "DOGPILED_MAX_WAITERS");
+  Flag(app, "--max-sessions-per-client", l.max_sessions_per_client,
+       "Cap on open sessions of one client (TLS identity, else address)",
+       "DOGPILED_MAX_SESSIONS_PER_CLIENT");
   Flag(app, "--max-waiters-per-key", l.max_waiters_per_key,
        "Cap on parked calls in one key's line",
        "DOGPILED_MAX_WAITERS_PER_KEY");
@@ -131,7 +147,10 @@ std::string Describe(const Config& c) {
       << " metrics_port_file=" << c.metrics_port_file
       << " log_level=" << c.log_level << " log_format=" << c.log_format
       << " shutdown_grace_ms=" << c.shutdown_grace_ms << " fsync=" << c.fsync
-      << " compact_bytes=" << c.compact_bytes
+      << " compact_bytes=" << c.compact_bytes << " tls_cert=" << c.tls_cert
+      << " tls_key=" << c.tls_key << " tls_client_ca=" << c.tls_client_ca
+      << " registry_token_file=" << c.registry_token_file
+      << " max_sessions_per_client=" << l.max_sessions_per_client
       << " default_ttl_ms=" << l.default_ttl_ms
       << " min_ttl_ms=" << l.min_ttl_ms << " max_ttl_ms=" << l.max_ttl_ms
       << " default_creation_timeout_ms=" << l.default_creation_timeout_ms

@@ -26,6 +26,10 @@ struct Config {
   std::string log_level = "info";
   std::string log_format = "text";
   int64_t shutdown_grace_ms = 2000;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  std::string registry_token_file;
   std::string fsync = "everysec";
   uint64_t compact_bytes = 64ULL << 20;
   core::Limits limits;

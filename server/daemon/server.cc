@@ -10,7 +10,10 @@
 #include <chrono>
 #include <fstream>
 #include <limits>
+#include <iterator>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 
 #include "core/clock.h"
@@ -69,6 +72,45 @@ class DeadlineTimer {
   core::Coordinator& core_;
   asio::steady_timer timer_;
 };
+
+std::optional<std::string> ReadPem(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return std::nullopt;
+  }
+  return std::string(std::istreambuf_iterator<char>(in),
+                     std::istreambuf_iterator<char>());
+}
+
+// Plain, TLS, or mutual TLS, from the --tls-* flags.
+core::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const Config& config) {
+  if (config.tls_cert.empty() && config.tls_key.empty()) {
+    if (!config.tls_client_ca.empty()) {
+      return core::InvalidArgument("tls-client-ca: needs --tls-cert too");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  auto cert = ReadPem(config.tls_cert);
+  auto key = ReadPem(config.tls_key);
+  if (!cert || !key) {
+    return core::InvalidArgument(
+        "tls-cert/tls-key: both must name readable PEM files");
+  }
+  grpc::SslServerCredentialsOptions options;
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!config.tls_client_ca.empty()) {
+    auto ca = ReadPem(config.tls_client_ca);
+    if (!ca) {
+      return core::InvalidArgument("tls-client-ca: cannot read " +
+                                   config.tls_client_ca);
+    }
+    options.pem_root_certs = *ca;
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
 
 }  // namespace
 
@@ -160,17 +202,34 @@ int RunDaemon(const Config& config) {
     }
   }
 
-  service::SessionsService sessions(&core);
-  service::DogpileService dogpile(&core);
-  service::RWMutexService rwmutex(&core);
+  std::map<std::string, std::string> registry_tokens;
+  if (!config.registry_token_file.empty()) {
+    auto read = service::ReadRegistryTokens(config.registry_token_file);
+    if (!read.ok()) {
+      spdlog::critical("{}", read.status().message());
+      return 1;
+    }
+    registry_tokens = std::move(read.value());
+    spdlog::info("{} registries require a bearer token",
+                 registry_tokens.size());
+  }
+  const service::Auth auth(std::move(registry_tokens));
+  auto credentials = ServerCredentials(config);
+  if (!credentials.ok()) {
+    spdlog::critical("{}", credentials.status().message());
+    return 1;
+  }
+
+  service::SessionsService sessions(&core, &auth);
+  service::DogpileService dogpile(&core, &auth);
+  service::RWMutexService rwmutex(&core, &auth);
   service::AdminService admin(&core);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &port);
+  builder.AddListeningPort(config.listen, credentials.value(), &port);
   // Room above the value limit, so an oversized value is refused by our own
   // check with a message naming the field, not by the transport.
   const uint64_t max_message = config.limits.max_value_bytes +

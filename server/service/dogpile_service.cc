@@ -20,8 +20,13 @@ void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
 }  // namespace
 
 grpc::ServerUnaryReactor* DogpileService::Acquire(
-    grpc::CallbackServerContext* /*ctx*/, const v1::AcquireRequest* request,
+    grpc::CallbackServerContext* ctx, const v1::AcquireRequest* request,
     v1::AcquireResponse* response) {
+  if (grpc::Status s = auth_->Check(ctx, request->registry(),
+                                    request->session_id(), core_);
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::AcquireRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -50,6 +55,11 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
 grpc::ServerUnaryReactor* DogpileService::Publish(
     grpc::CallbackServerContext* ctx, const v1::PublishRequest* request,
     v1::PublishResponse* response) {
+  if (grpc::Status s = auth_->Check(ctx, request->registry(),
+                                    request->session_id(), core_);
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::PublishRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -69,6 +79,11 @@ grpc::ServerUnaryReactor* DogpileService::Publish(
 grpc::ServerUnaryReactor* DogpileService::Abandon(
     grpc::CallbackServerContext* ctx, const v1::AbandonRequest* request,
     v1::AbandonResponse* /*response*/) {
+  if (grpc::Status s = auth_->Check(ctx, request->registry(),
+                                    request->session_id(), core_);
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::AbandonRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -82,6 +97,10 @@ grpc::ServerUnaryReactor* DogpileService::Abandon(
 grpc::ServerUnaryReactor* DogpileService::Invalidate(
     grpc::CallbackServerContext* ctx, const v1::InvalidateRequest* request,
     v1::InvalidateResponse* /*response*/) {
+  if (grpc::Status s = auth_->CheckRegistry(ctx, request->registry());
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::InvalidateRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -92,6 +111,10 @@ grpc::ServerUnaryReactor* DogpileService::Invalidate(
 grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
                                                const v1::PeekRequest* request,
                                                v1::PeekResponse* response) {
+  if (grpc::Status s = auth_->CheckRegistry(ctx, request->registry());
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::StatusOr<core::PeekResult> peeked =
       core_->Peek(request->registry(), request->key(), request->expire_ms());
   if (peeked.ok()) {

@@ -5,8 +5,13 @@
 namespace dogpiled::service {
 
 grpc::ServerUnaryReactor* RWMutexService::Lock(
-    grpc::CallbackServerContext* /*ctx*/, const v1::LockRequest* request,
+    grpc::CallbackServerContext* ctx, const v1::LockRequest* request,
     v1::LockResponse* response) {
+  if (grpc::Status s = auth_->Check(ctx, request->registry(),
+                                    request->session_id(), core_);
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   core::LockRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -30,6 +35,11 @@ grpc::ServerUnaryReactor* RWMutexService::Lock(
 grpc::ServerUnaryReactor* RWMutexService::Unlock(
     grpc::CallbackServerContext* ctx, const v1::UnlockRequest* request,
     v1::UnlockResponse* /*response*/) {
+  if (grpc::Status s = auth_->Check(ctx, request->registry(),
+                                    request->session_id(), core_);
+      !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   return FinishNow(ctx, ToGrpc(core_->Unlock(request->registry(),
                                              request->key(),
                                              request->session_id(),

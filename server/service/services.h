@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/coordinator.h"
+#include "service/auth.h"
 #include "dogpiled/v1/admin.grpc.pb.h"
 #include "dogpiled/v1/dogpile.grpc.pb.h"
 #include "dogpiled/v1/rwmutex.grpc.pb.h"
@@ -15,7 +16,8 @@ namespace v1 = ::dogpiled::v1;
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  explicit SessionsService(core::Coordinator* core) : core_(core) {}
+  SessionsService(core::Coordinator* core, const Auth* auth)
+      : core_(core), auth_(auth) {}
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
                                  const v1::OpenRequest* request,
                                  v1::OpenResponse* response) override;
@@ -27,11 +29,13 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
  private:
   core::Coordinator* const core_;
+  const Auth* const auth_;
 };
 
 class DogpileService final : public v1::Dogpile::CallbackService {
  public:
-  explicit DogpileService(core::Coordinator* core) : core_(core) {}
+  DogpileService(core::Coordinator* core, const Auth* auth)
+      : core_(core), auth_(auth) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -50,11 +54,13 @@ class DogpileService final : public v1::Dogpile::CallbackService {
 
  private:
   core::Coordinator* const core_;
+  const Auth* const auth_;
 };
 
 class RWMutexService final : public v1::RWMutex::CallbackService {
  public:
-  explicit RWMutexService(core::Coordinator* core) : core_(core) {}
+  RWMutexService(core::Coordinator* core, const Auth* auth)
+      : core_(core), auth_(auth) {}
   grpc::ServerUnaryReactor* Lock(grpc::CallbackServerContext* ctx,
                                  const v1::LockRequest* request,
                                  v1::LockResponse* response) override;
@@ -64,6 +70,7 @@ class RWMutexService final : public v1::RWMutex::CallbackService {
 
  private:
   core::Coordinator* const core_;
+  const Auth* const auth_;
 };
 
 class AdminService final : public v1::Admin::CallbackService {

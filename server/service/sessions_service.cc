@@ -10,13 +10,19 @@ class KeepAliveReactor final
     : public grpc::ServerBidiReactor<v1::KeepAliveRequest,
                                      v1::KeepAliveResponse> {
  public:
-  explicit KeepAliveReactor(core::Coordinator* core) : core_(core) {
+  KeepAliveReactor(core::Coordinator* core, std::string identity)
+      : core_(core), identity_(std::move(identity)) {
     StartRead(&request_);
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side; the session lives on its TTL
       Finish(grpc::Status::OK);
+      return;
+    }
+    if (core::Status s = core_->CheckOwner(request_.session_id(), identity_);
+        !s.ok()) {
+      Finish(ToGrpc(s));
       return;
     }
     core::StatusOr<int64_t> ttl = core_->KeepAlive(request_.session_id());
@@ -41,6 +47,7 @@ class KeepAliveReactor final
 
  private:
   core::Coordinator* const core_;
+  const std::string identity_;
   v1::KeepAliveRequest request_;
   v1::KeepAliveResponse response_;
 };
@@ -51,7 +58,8 @@ grpc::ServerUnaryReactor* SessionsService::Open(
     grpc::CallbackServerContext* ctx, const v1::OpenRequest* request,
     v1::OpenResponse* response) {
   core::StatusOr<core::OpenResult> opened =
-      core_->Open(request->ttl_ms(), request->client_name());
+      core_->Open(request->ttl_ms(), request->client_name(),
+                  Auth::ClientKey(ctx), Auth::Identity(ctx));
   if (opened.ok()) {
     response->set_session_id(opened->session_id);
     response->set_ttl_ms(opened->ttl_ms);
@@ -60,13 +68,18 @@ grpc::ServerUnaryReactor* SessionsService::Open(
 }
 
 grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
-SessionsService::KeepAlive(grpc::CallbackServerContext* /*ctx*/) {
-  return new KeepAliveReactor(core_);
+SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
+  return new KeepAliveReactor(core_, Auth::Identity(ctx));
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(
     grpc::CallbackServerContext* ctx, const v1::CloseRequest* request,
     v1::CloseResponse* /*response*/) {
+  if (core::Status s =
+          core_->CheckOwner(request->session_id(), Auth::Identity(ctx));
+      !s.ok()) {
+    return FinishNow(ctx, ToGrpc(s));
+  }
   return FinishNow(ctx, ToGrpc(core_->Close(request->session_id())));
 }
 

@@ -72,3 +72,37 @@ TEST_F(CoreTest, NextDeadlineTracksEarliestTimer) {
 
 }  // namespace
 }  // namespace dogpiled::core
+
+namespace dogpiled::core {
+namespace {
+
+TEST_F(CoreTest, PerClientSessionCapCountsOpenSessionsOnly) {
+  Limits limits;
+  limits.max_sessions_per_client = 2;
+  Make(limits);
+  auto a1 = core_->Open(0, "", "10.0.0.1");
+  ASSERT_TRUE(a1.ok());
+  ASSERT_TRUE(core_->Open(0, "", "10.0.0.1").ok());
+  auto refused = core_->Open(0, "", "10.0.0.1");
+  EXPECT_EQ(refused.status().code(), Code::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("per client"), std::string::npos);
+  EXPECT_TRUE(core_->Open(0, "", "10.0.0.2").ok());  // others unaffected
+  ASSERT_TRUE(core_->Close(a1->session_id).ok());
+  EXPECT_TRUE(core_->Open(0, "", "10.0.0.1").ok());
+}
+
+TEST_F(CoreTest, OwnedSessionRefusesOtherIdentities) {
+  auto owned = core_->Open(0, "", "alice", "alice");
+  ASSERT_TRUE(owned.ok());
+  EXPECT_TRUE(core_->CheckOwner(owned->session_id, "alice").ok());
+  EXPECT_EQ(core_->CheckOwner(owned->session_id, "mallory").code(),
+            Code::kPermissionDenied);
+  EXPECT_EQ(core_->CheckOwner(owned->session_id, "").code(),
+            Code::kPermissionDenied);
+  SessionId open = Open();  // no owner: anyone holding the id may use it
+  EXPECT_TRUE(core_->CheckOwner(open, "mallory").ok());
+  EXPECT_TRUE(core_->CheckOwner(12345, "mallory").ok());
+}
+
+}  // namespace
+}  // namespace dogpiled::core
