@@ -169,36 +169,45 @@ void Coordinator::EndSession(Session* session, bool expired) {
   }
   observer_->OnSessionEnded(id, session->client_name, expired);
   timers_.Cancel(session->timer);
+  // First take everything of this session out, then serve the lines it
+  // stood in or blocked: serving a line can grant (and unpark) calls, and
+  // must never meet one of this session's own. Entries are collected last,
+  // once each, so no pointer here outlives its entry.
+  std::vector<Entry*> touched;
   const std::vector<uint64_t> waits(session->waits.begin(),
                                     session->waits.end());
   for (uint64_t wait_id : waits) {
     Waiter waiter = Unpark(wait_id);
     Answer(waiter, NotFound("session_id: session " + std::to_string(id) +
                             " ended while waiting"));
-    if (waiter.is_lock) {
-      ServeRwLine(*waiter.entry);
-    }
-    MaybeCollect(waiter.entry);
+    touched.push_back(waiter.entry);
   }
   const std::vector<Entry*> roles(session->creator_of.begin(),
                                   session->creator_of.end());
   for (Entry* entry : roles) {
     ReleaseCreator(*entry);
-    ServeDogpileLine(*entry);
-    MaybeCollect(entry);
+    touched.push_back(entry);
   }
   const std::vector<std::pair<Token, Entry*>> locks(session->locks.begin(),
                                                     session->locks.end());
   for (auto [token, entry] : locks) {
     ReleaseLock(*entry, token);
-    ServeRwLine(*entry);
-    MaybeCollect(entry);
+    touched.push_back(entry);
   }
   if (auto it = sessions_per_client_.find(session->client);
       it != sessions_per_client_.end() && --it->second == 0) {
     sessions_per_client_.erase(it);
   }
   sessions_.erase(id);
+  std::sort(touched.begin(), touched.end());
+  touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  for (Entry* entry : touched) {
+    ServeDogpileLine(*entry);
+    ServeRwLine(*entry);
+  }
+  for (Entry* entry : touched) {
+    MaybeCollect(entry);
+  }
 }
 
 // ------------------------------------------------------ entries, registries

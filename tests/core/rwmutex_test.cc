@@ -124,3 +124,27 @@ TEST_F(CoreTest, UnknownLockModeIsInvalid) {
 
 }  // namespace
 }  // namespace dogpiled::core
+
+namespace dogpiled::core {
+namespace {
+
+// Found by core_ops_fuzzer: ending a session whose queued writer blocked its
+// own queued reader used to serve the line mid-way and meet the reader twice.
+TEST_F(CoreTest, EndingSessionWithTwoQueuedCallsOnOneKey) {
+  SessionId reader = Open(60'000);
+  ASSERT_TRUE(Lock(reader, LockMode::kRead)->result->acquired);
+  SessionId both = Open(60'000);
+  auto writer = Lock(both, LockMode::kWrite, 30'000);
+  auto queued_reader = Lock(both, LockMode::kRead, 30'000);
+  auto other = Lock(Open(60'000), LockMode::kRead, 30'000);
+  ASSERT_TRUE(core_->Close(both).ok());
+  EXPECT_EQ(writer->result.status().code(), Code::kNotFound);
+  EXPECT_EQ(queued_reader->result.status().code(), Code::kNotFound);
+  EXPECT_EQ(writer->calls + queued_reader->calls, 2);
+  ASSERT_TRUE(other->done);  // the writer no longer blocks it
+  EXPECT_TRUE(other->result->acquired);
+  EXPECT_EQ(core_->GetStats().waiters, 0u);
+}
+
+}  // namespace
+}  // namespace dogpiled::core
