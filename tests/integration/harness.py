@@ -36,7 +36,8 @@ WRITE = rwmutex_pb2.LockRequest.MODE_WRITE
 class Daemon:
     """One dogpiled process plus stubs on one channel."""
 
-    def __init__(self, *args, state_dir=None):
+    def __init__(self, *args, state_dir=None, listen="127.0.0.1:0"):
+        self.listen = listen  # a fixed port lets clients outlive a restart
         self._tmp = tempfile.TemporaryDirectory(prefix="dogpiled-test-")
         self.state_dir = state_dir or os.path.join(self._tmp.name, "state")
         self.args = list(args)
@@ -47,9 +48,11 @@ class Daemon:
         port_file = os.path.join(self._tmp.name, "port")
         if os.path.exists(port_file):
             os.unlink(port_file)
+        if getattr(self, "log", None) is not None:
+            self.log.close()  # a restarted daemon appends to the same log
         self.log = open(os.path.join(self._tmp.name, "log"), "ab")
         self.proc = subprocess.Popen(
-            [BINARY, "--listen", "127.0.0.1:0", "--port-file", port_file,
+            [BINARY, "--listen", self.listen, "--port-file", port_file,
              "--state-dir", self.state_dir, "--log-level", "warn",
              # metrics off unless a test asks: the default port is fixed, and
              # daemons of tests that run side by side would fight for it
