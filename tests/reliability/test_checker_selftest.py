@@ -1,0 +1,304 @@
+"""The checker can fail: small hand-made histories, each with one kind of
+violation, must be reported as that kind, and their benign twins (the same
+story with timing that a slow but correct daemon could produce) must not.
+
+The story behind most cases: worker-0 opens session 1 (TTL 2 s) at 0, its
+last KeepAlive is sent at 0.5, it becomes creator of "k" (token 10) at 0.2
+and is SIGKILLed at 1.0, so its lease can lapse from 2.5 on (its creation
+timeout is longer).
+"""
+import json
+
+import pytest
+
+from checker import check
+
+W0, W1, W2 = "worker-0-0.jsonl", "worker-1-1.jsonl", "worker-2-2.jsonl"
+
+
+class Story:
+    """Writes a nemesis log and worker histories for check()."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.nemesis = [{"ev": "daemon_ready", "t": 0.0}]
+        self.events = {W0: [], W1: [], W2: []}
+        self.killed = set()
+        self.n = 0
+
+    def rpc(self, w, kind, t, end, code=None, late=False, detail="", result=None, **fields):
+        op = f"op{self.n}"
+        self.n += 1
+        self.events[w].append(dict(ev="inv", t=t, op=op, kind=kind, **fields))
+        if end is None:
+            return
+        if code is None:
+            self.events[w].append(dict(ev="ok", t=end, op=op, **(result or {})))
+        else:
+            self.events[w].append(dict(ev="fail", t=end, op=op, code=code, late=late,
+                                       detail=detail))
+
+    def open(self, w, sid, t, ttl=2000):
+        self.rpc(w, "open", t, t + 0.01, result={"sid": sid, "ttl": ttl})
+
+    def ka(self, w, sid, sent):
+        self.events[w].append(dict(ev="ka", t=sent + 0.01, sid=sid, sent=sent))
+
+    def create(self, w, sid, token, t, got, key="k", ct=1500, wait=2500):
+        self.rpc(w, "acquire", t, got, key=key, sid=sid, wait=wait, ct=ct, lock_only=False,
+                 result={"outcome": "CREATE", "token": token, "value": None})
+
+    def read(self, w, sid, value, t, got, key="k", outcome="FRESH", wait=2500):
+        self.rpc(w, "acquire", t, got, key=key, sid=sid, wait=wait, ct=1500, lock_only=False,
+                 result={"outcome": outcome, "token": 0, "value": value})
+
+    def publish(self, w, sid, token, t, end, key="k", code=None):
+        self.rpc(w, "publish", t, end, code=code, key=key, sid=sid, token=token,
+                 value=str(token))
+
+    def lock(self, w, sid, mode, token, t, got, key="m", wait=1500):
+        self.rpc(w, "lock", t, got, key=key, sid=sid, mode=mode, wait=wait,
+                 result={"acquired": True, "token": token})
+
+    def unlock(self, w, sid, token, t, end, key="m", code=None):
+        self.rpc(w, "unlock", t, end, code=code, key=key, sid=sid, token=token)
+
+    def kill(self, w, t):
+        self.nemesis.append({"ev": "worker_kill", "t": t, "file": w, "inc": 0})
+        self.killed.add(w)
+
+    def restart(self, signal_at, exit_at):
+        self.nemesis += [{"ev": "daemon_signal", "t": signal_at, "sig": "SIGKILL"},
+                         {"ev": "daemon_exit", "t": exit_at, "rc": -9},
+                         {"ev": "daemon_ready", "t": exit_at + 0.1}]
+
+    def check(self, exits=True):
+        with open(self.folder / "nemesis.jsonl", "w") as f:
+            for e in sorted(self.nemesis, key=lambda e: e["t"]):
+                f.write(json.dumps(e) + "\n")
+        for w, events in self.events.items():
+            if exits and w not in self.killed:
+                events = events + [{"ev": "exit", "t": 100.0}]
+            with open(self.folder / w, "w") as f:
+                for e in events:
+                    f.write(json.dumps(e) + "\n")
+        return check(self.folder)
+
+
+def killed_creator(s, successor_got):
+    """worker-0 dies holding the role; worker-1 parks and inherits it."""
+    s.open(W0, 1, 0.0)
+    s.ka(W0, 1, 0.5)
+    s.create(W0, 1, 10, 0.1, 0.2, ct=5000)  # the lease, not the timeout, ends it
+    s.rpc(W0, "lock", 0.9, None, key="m", sid=1, mode="read", wait=0)  # lost in the kill
+    s.kill(W0, 1.0)
+    s.open(W1, 2, 0.0, ttl=60_000)
+    s.create(W1, 2, 11, 0.3, successor_got)
+    s.publish(W1, 2, 11, successor_got + 0.1, successor_got + 0.11)
+
+
+def kinds(report):
+    return set(report.kinds())
+
+
+def test_benign_history_has_no_violation(tmp_path):
+    s = Story(tmp_path)
+    killed_creator(s, successor_got=2.6)  # after the lease could lapse
+    s.read(W1, 2, "11", 2.75, 2.8)
+    # Readers share; the writer comes after both unlocks were sent.
+    s.lock(W1, 2, "read", 12, 3.0, 3.05)
+    s.open(W2, 3, 2.9, ttl=60_000)
+    s.lock(W2, 3, "read", 13, 3.01, 3.06)
+    s.unlock(W1, 2, 12, 3.2, 3.21)
+    s.unlock(W2, 3, 13, 3.2, 3.21)
+    s.lock(W1, 2, "write", 14, 3.1, 3.25)
+    s.unlock(W1, 2, 14, 3.3, 3.31)
+    # A late creator is refused after its creation timeout.
+    s.create(W2, 3, 15, 3.4, 3.45, key="k2")
+    s.publish(W2, 3, 15, 5.0, 5.01, key="k2", code="FAILED_PRECONDITION")
+    # Our own deadline passes while the worker is frozen: not the daemon's fault.
+    s.nemesis += [{"ev": "worker_stop", "t": 5.5, "file": W2, "inc": 2},
+                  {"ev": "worker_cont", "t": 7.0, "file": W2, "inc": 2}]
+    s.rpc(W2, "lock", 5.4, 7.1, code="DEADLINE_EXCEEDED", late=True, key="m", sid=3,
+          mode="read", wait=300)
+    # A wait that ran out, answered by the daemon after the full wait.
+    s.rpc(W1, "acquire", 7.2, 7.61, code="DEADLINE_EXCEEDED", detail="wait_timeout_ms: ...",
+          key="k", sid=2, wait=400, ct=1500, lock_only=False)
+    # A daemon restart: later grants carry larger tokens.
+    s.restart(8.0, 8.2)
+    s.open(W1, 4, 8.3)
+    s.create(W1, 4, 1_000_000, 8.5, 8.6)
+    s.publish(W1, 4, 1_000_000, 8.7, 8.71)
+    report = s.check()
+    assert report.violations == [], report.text()
+    assert report.counts["in_flight_at_kill"] == 1
+    assert report.counts["publish_refused"] == 1
+
+
+@pytest.mark.parametrize("successor_got, bad", [(2.6, False), (2.4, True)])
+def test_two_creators_when_a_dead_creator_could_still_hold_the_role(tmp_path, successor_got, bad):
+    s = Story(tmp_path)
+    killed_creator(s, successor_got)
+    assert ("two_creators" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("publish_at, bad", [(0.75, False), (1.0, True)])
+def test_two_creators_when_a_publish_is_accepted_after_the_next_grant(tmp_path, publish_at, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
+    s.open(W1, 2, 0.0, ttl=60_000)
+    s.create(W1, 2, 11, 0.3, 0.8)
+    s.publish(W1, 2, 11, 1.1, 1.11)
+    found = kinds(s.check())
+    assert ("two_creators" in found) == bad
+    assert ("stale_publish" in found) == bad
+
+
+def test_stale_publish_after_creation_timeout(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.publish(W0, 1, 10, 1.8, 1.81)  # accepted, though token 11 already held the role
+    s.open(W1, 2, -5.0)  # a session we know nothing recent of: no overlap to see
+    s.create(W1, 2, 11, 0.3, 1.7)
+    assert "stale_publish" in kinds(s.check())
+
+
+def test_stale_publish_after_close_and_after_restart(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.rpc(W0, "close", 0.3, 0.31, sid=1)
+    s.publish(W0, 1, 10, 0.4, 0.41)
+    s.open(W1, 2, 0.0)
+    s.create(W1, 2, 11, 0.1, 0.2, key="k2")
+    s.restart(0.5, 0.6)
+    s.publish(W1, 2, 11, 0.7, 0.71, key="k2")
+    report = s.check()
+    messages = [m for kind, m in report.violations if kind == "stale_publish"]
+    assert any("closed" in m for m in messages) and any("restarted" in m for m in messages)
+
+
+@pytest.mark.parametrize("second, asked, bad", [
+    ("read", 0.1, False),   # readers share
+    ("write", 0.4, False),  # after the reader's unlock was sent
+    ("write", 0.1, True),
+])
+def test_rw_overlap(tmp_path, second, asked, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.lock(W0, 1, "read", 10, 0.1, 0.2)
+    s.unlock(W0, 1, 10, 0.3, 0.31)
+    s.open(W1, 2, 0.0)
+    s.lock(W1, 2, second, 11, asked, asked + 0.1 if asked > 0.3 else 0.25)
+    s.unlock(W1, 2, 11, 0.5, 0.51)
+    assert ("rw_overlap" in kinds(s.check())) == bad
+
+
+def test_two_writers(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.open(W1, 2, 0.0)
+    s.lock(W0, 1, "write", 10, 0.1, 0.2)
+    s.lock(W1, 2, "write", 11, 0.1, 0.25)
+    s.unlock(W0, 1, 10, 0.3, 0.31)
+    s.unlock(W1, 2, 11, 0.3, 0.31)
+    assert "rw_overlap" in kinds(s.check())
+
+
+@pytest.mark.parametrize("token, restart, bad", [
+    (11, False, False), (9, False, True), (10, False, True), (9, True, True)])
+def test_tokens_increase_per_key(tmp_path, token, restart, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.lock(W0, 1, "write", 10, 0.1, 0.2)
+    s.unlock(W0, 1, 10, 0.3, 0.31)
+    if restart:
+        s.restart(0.4, 0.5)
+    s.open(W1, 2, 0.6)
+    s.lock(W1, 2, "write", token, 0.7, 0.8)  # asked after token 10 was seen
+    s.unlock(W1, 2, token, 0.9, 0.91)
+    found = kinds(s.check())
+    assert bool(found & {"token_order", "token_repeat"}) == bad
+    if token == 10:
+        assert "token_repeat" in found
+
+
+def test_unanswered_calls(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.rpc(W0, "acquire", 0.1, None, key="k", sid=1, wait=2500, ct=1500, lock_only=False)
+    s.rpc(W0, "lock", 0.1, 16.7, code="DEADLINE_EXCEEDED", late=True, key="m", sid=1,
+          mode="read", wait=1500)
+    report = s.check()
+    assert report.kinds()["unanswered"] == 2
+
+
+def test_worker_that_never_finished_and_torn_history(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    report = s.check(exits=False)
+    assert "unfinished" in kinds(report)
+    with open(tmp_path / W1, "a") as f:
+        f.write('{"ev": "inv", "t": 1')
+    assert "history" in kinds(check(tmp_path))
+
+
+def test_unexpected_status_and_outcome(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.rpc(W0, "acquire", 0.1, 0.2, code="INTERNAL", key="k", sid=1, wait=0, ct=1500,
+          lock_only=False)
+    s.rpc(W0, "acquire", 0.3, 0.4, key="k", sid=1, wait=400, ct=1500, lock_only=False,
+          result={"outcome": "NOT_READY", "token": 0, "value": None})
+    assert s.check().kinds()["status"] == 2
+
+
+@pytest.mark.parametrize("refused_at, bad", [(1.7, False), (1.2, True)])
+def test_spurious_refusal_of_a_creator(tmp_path, refused_at, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2, ct=1500)
+    s.publish(W0, 1, 10, refused_at - 0.01, refused_at, code="FAILED_PRECONDITION")
+    assert ("spurious_refusal" in kinds(s.check())) == bad
+
+
+def test_spurious_refusal_of_an_unlock(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.lock(W0, 1, "write", 10, 0.1, 0.2)
+    s.unlock(W0, 1, 10, 0.3, 0.31, code="FAILED_PRECONDITION")
+    assert "spurious_refusal" in kinds(s.check())
+
+
+def test_waits_that_end_early(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0)
+    s.rpc(W0, "acquire", 0.1, 0.2, code="DEADLINE_EXCEEDED", detail="wait_timeout_ms: ...",
+          key="k", sid=1, wait=400, ct=1500, lock_only=False)
+    s.rpc(W0, "lock", 0.3, 0.4, key="m", sid=1, mode="write", wait=1500,
+          result={"acquired": False, "token": 0})
+    assert s.check().kinds()["early_timeout"] == 2
+
+
+@pytest.mark.parametrize("value, bad", [("10", False), ("12", True), ("L10", True)])
+def test_values_come_from_accepted_publishes(tmp_path, value, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    s.create(W0, 1, 12, 0.4, 0.5)
+    s.publish(W0, 1, 12, 0.6, 0.61, code="FAILED_PRECONDITION")
+    s.read(W0, 1, value, 0.7, 0.8, outcome="STALE")
+    assert ("value" in kinds(s.check())) == bad
+
+
+def test_double_release(tmp_path):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    s.publish(W0, 1, 10, 0.4, 0.41)
+    assert "double_release" in kinds(s.check())
