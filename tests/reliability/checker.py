@@ -193,7 +193,9 @@ def check(folder):
     ops = run.ops
     sessions = {}  # sid -> (open op, ttl seconds)
     closes = collections.defaultdict(list)
-    releases = collections.defaultdict(list)  # (key, token) -> ops
+    # (key, token, session) -> ops: a grant is released by its own session,
+    # which keeps grants apart even if a daemon bug repeats a token.
+    releases = collections.defaultdict(list)
     grants = []
     for op in ops:
         report.counts["invoked"] += 1
@@ -202,7 +204,7 @@ def check(folder):
         elif op.kind == "close":
             closes[op.f["sid"]].append(op)
         elif op.kind in RELEASES:
-            releases[(op.f["key"], op.f["token"])].append(op)
+            releases[(op.f["key"], op.f["token"], op.f["sid"])].append(op)
         elif op.kind == "acquire" and op.ok and op.end["outcome"] == "CREATE":
             grants.append(Grant(op, "create"))
         elif op.kind == "lock" and op.ok and op.end["acquired"]:
@@ -216,7 +218,7 @@ def check(folder):
 
     _completions(run, report)
     for g in grants:
-        _bound(run, report, g, releases.get((g.key, g.token), []), session_end_bound)
+        _bound(run, report, g, releases.get((g.key, g.token, g.sid), []), session_end_bound)
     by_key = collections.defaultdict(list)
     for g in grants:
         by_key[g.key].append(g)
@@ -340,7 +342,7 @@ def _fencing(run, report, key, gs, releases, closes):
     for g in creators:
         best.append(max(best[-1], g.token) if best else g.token)
     for g in gs:
-        for r in releases.get((key, g.token), []):
+        for r in releases.get((key, g.token, g.sid), []):
             if r.ok:
                 i = bisect.bisect_left(times, r.t)
                 if g.role == "create" and i and best[i - 1] > g.token:
@@ -367,6 +369,11 @@ def _fencing(run, report, key, gs, releases, closes):
 def _values(run, report, releases):
     """A value served was published for that key before it was served, by a
     creator the daemon did not refuse, and never by a lock-only creator."""
+    published = collections.defaultdict(list)  # (key, value) -> publish ops
+    for (key, _, _), ops in releases.items():
+        for r in ops:
+            if r.kind == "publish":
+                published[(key, r.f["value"])].append(r)
     for op in run.ops:
         if op.kind != "acquire" or not op.ok or op.end.get("value") is None:
             continue
@@ -374,9 +381,8 @@ def _values(run, report, releases):
         if value.startswith("L"):
             report.bad("value", f"{op.id}: {key} served a lock-only creator's value {value}")
             continue
-        sent = [r for r in releases.get((key, int(value)), [])
-                if r.kind == "publish" and r.t < op.end["t"]
-                and r.code() not in ("FAILED_PRECONDITION", "NOT_FOUND")]
+        sent = [r for r in published[(key, value)]
+                if r.t < op.end["t"] and r.code() not in ("FAILED_PRECONDITION", "NOT_FOUND")]
         if not sent:
             report.bad("value", f"{op.id}: {key} served value {value}, which no accepted "
                                 f"publish had sent by {run.rel(op.end['t'])}")
