@@ -1,0 +1,114 @@
+// A connection to one dogpiled daemon.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "dogpiled/export.h"
+#include "dogpiled/status.h"
+
+namespace dogpiled {
+
+namespace internal {
+class ClientImpl;
+}  // namespace internal
+
+// Transport security. Off by default (the daemon serves plaintext today);
+// the fields are the usual gRPC SSL credentials, in PEM text.
+struct TlsOptions {
+  bool enabled = false;
+  std::string root_certs_pem;   // empty: the system roots
+  std::string cert_chain_pem;   // client certificate, for mutual TLS
+  std::string private_key_pem;  // its key
+  std::string server_name_override;  // check the certificate for this name
+};
+
+struct ClientOptions {
+  std::string target = "127.0.0.1:7420";  // HOST:PORT, or any gRPC target
+  TlsOptions tls;
+  // Sent as "authorization: Bearer <token>" with every call, for registries
+  // the daemon protects (--registry-token-file). Empty: none. Use one
+  // Client per token if registries need different ones.
+  std::string bearer_token;
+  // Deadline of every call that does not wait on purpose (Peek, Publish,
+  // Stats, ...). Waiting calls get their wait plus this.
+  std::chrono::milliseconds rpc_timeout{10'000};
+  // Sent with Session::Open for the daemon's logs; empty: "pid@host".
+  std::string client_name;
+};
+
+// The daemon's counters; see proto/dogpiled/v1/admin.proto for each field.
+struct Stats {
+  uint64_t sessions = 0;
+  uint64_t registries = 0;
+  uint64_t entries = 0;
+  uint64_t waiters = 0;
+  uint64_t stored_bytes = 0;
+  uint64_t acquires_fresh = 0;
+  uint64_t acquires_stale = 0;
+  uint64_t acquires_create = 0;
+  uint64_t acquires_not_ready = 0;
+  uint64_t publishes = 0;
+  uint64_t abandons = 0;
+  uint64_t fencing_rejections = 0;
+  uint64_t session_expiries = 0;
+  uint64_t creation_timeouts = 0;
+  uint64_t evictions = 0;
+  uint64_t lock_grants = 0;
+  uint64_t early_refreshes = 0;
+  uint64_t wait_timeouts = 0;
+};
+
+// What Peek saw; it takes no role and touches no line.
+struct PeekResult {
+  bool has_value = false;
+  std::string value;
+  double created_time = 0;  // epoch seconds, daemon-stamped by default
+  bool is_expired = true;   // by the expire given to Peek, or invalidated
+  bool creating = false;    // some session holds the creator role
+};
+
+// grpc.health.v1 answers.
+enum class HealthStatus { kUnknown, kServing, kNotServing, kServiceUnknown };
+DOGPILED_EXPORT const char* HealthStatusName(HealthStatus status);
+
+// Owns the channel to the daemon. Sessions, Dogpiles and ReadWriteMutexes
+// made from it share that channel and keep it alive, so the Client may be
+// destroyed before them.
+//
+// Thread-safe: every method may be called from any thread at once. A
+// moved-from Client may only be destroyed or assigned to.
+class DOGPILED_EXPORT Client {
+ public:
+  explicit Client(ClientOptions options);
+  explicit Client(const std::string& target);
+  ~Client();
+  Client(Client&&) noexcept;
+  Client& operator=(Client&&) noexcept;
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  const ClientOptions& options() const;
+
+  StatusOr<Stats> GetStats() const;
+  // Reads a key without taking any role. expire decides is_expired the way
+  // Acquire does: > 0 that long after created_time, 0 never, < 0 always.
+  StatusOr<PeekResult> Peek(const std::string& registry,
+                            const std::string& key,
+                            std::chrono::milliseconds expire =
+                                std::chrono::milliseconds(0)) const;
+  // An empty key invalidates the whole registry. Soft keeps values as stale
+  // fallbacks; hard makes them absent.
+  Status Invalidate(const std::string& registry, const std::string& key,
+                    bool hard) const;
+  // grpc.health.v1.Health/Check; "" asks about the whole daemon.
+  StatusOr<HealthStatus> CheckHealth(const std::string& service = "") const;
+
+ private:
+  friend class Session;
+  std::shared_ptr<internal::ClientImpl> impl_;
+};
+
+}  // namespace dogpiled

@@ -1,0 +1,236 @@
+#include "dogpiled/client.h"
+
+#include <unistd.h>
+
+#include <future>
+#include <utility>
+
+#include "src/client_impl.h"
+
+namespace dogpiled {
+namespace internal {
+namespace {
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  if (options.tls.enabled) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls.root_certs_pem;
+    ssl.pem_cert_chain = options.tls.cert_chain_pem;
+    ssl.pem_private_key = options.tls.private_key_pem;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls.server_name_override.empty()) {
+      args.SetSslTargetNameOverride(options.tls.server_name_override);
+    }
+  } else {
+    credentials = grpc::InsecureChannelCredentials();
+  }
+  // Values may be up to the daemon's limit (1 MiB by default, configurable).
+  args.SetMaxReceiveMessageSize(-1);
+  // gRPC's default reconnect backoff grows from 1 s to 2 min; a session
+  // must be renewed within its TTL (10 s by default), so come back sooner
+  // after a daemon restart or a network blip.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return grpc::CreateCustomChannel(options.target, credentials, args);
+}
+
+// grpc.health.v1 messages are two fields; encoding them by hand spares a
+// second generated-code step for one call.
+std::string EncodeHealthRequest(const std::string& service) {
+  std::string out;
+  if (service.empty()) {
+    return out;
+  }
+  out.push_back('\x0a');  // field 1, length-delimited
+  for (size_t n = service.size(); ; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  return out + service;
+}
+
+// HealthCheckResponse.status is field 1, a varint; absent means UNKNOWN.
+HealthStatus DecodeHealthResponse(const std::string& bytes) {
+  if (bytes.size() >= 2 && bytes[0] == '\x08') {
+    switch (bytes[1]) {
+      case 1: return HealthStatus::kServing;
+      case 2: return HealthStatus::kNotServing;
+      case 3: return HealthStatus::kServiceUnknown;
+      default: break;
+    }
+  }
+  return HealthStatus::kUnknown;
+}
+
+}  // namespace
+
+ClientImpl::ClientImpl(ClientOptions options)
+    : options_(std::move(options)),
+      channel_(MakeChannel(options_)),
+      sessions_(v1::Sessions::NewStub(channel_)),
+      dogpile_(v1::Dogpile::NewStub(channel_)),
+      rwmutex_(v1::RWMutex::NewStub(channel_)),
+      admin_(v1::Admin::NewStub(channel_)),
+      generic_(std::make_unique<grpc::GenericStub>(channel_)) {}
+
+void ClientImpl::Authorize(grpc::ClientContext& ctx) const {
+  if (!options_.bearer_token.empty()) {
+    ctx.AddMetadata("authorization", "Bearer " + options_.bearer_token);
+  }
+}
+
+void ClientImpl::Prepare(grpc::ClientContext& ctx,
+                         std::chrono::milliseconds wait) const {
+  Authorize(ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout +
+                   wait);
+}
+
+StatusOr<HealthStatus> ClientImpl::CheckHealth(const std::string& service) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  grpc::Slice slice(EncodeHealthRequest(service));
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  // The promise is shared with the callback, so neither side can see it
+  // destroyed under its feet.
+  auto done = std::make_shared<std::promise<grpc::Status>>();
+  std::future<grpc::Status> answered = done->get_future();
+  generic_->UnaryCall(&ctx, "/grpc.health.v1.Health/Check",
+                      grpc::StubOptions(), &request, &response,
+                      [done](grpc::Status s) { done->set_value(s); });
+  const grpc::Status status = answered.get();
+  if (!status.ok()) {
+    return FromGrpc(status);
+  }
+  grpc::Slice single;
+  if (!response.DumpToSingleSlice(&single).ok()) {
+    return Status(StatusCode::kInternal, "health: unreadable answer");
+  }
+  return DecodeHealthResponse(std::string(
+      reinterpret_cast<const char*>(single.begin()), single.size()));
+}
+
+StatusOr<PeekResult> ClientImpl::Peek(const std::string& registry,
+                                      const std::string& key,
+                                      std::chrono::milliseconds expire) {
+  v1::PeekRequest request;
+  request.set_registry(registry);
+  request.set_key(key);
+  request.set_expire_ms(expire.count());
+  v1::PeekResponse r;
+  if (Status s = Call(*dogpile_, &v1::Dogpile::Stub::Peek, request, &r);
+      !s.ok()) {
+    return s;
+  }
+  PeekResult out;
+  out.has_value = r.has_value();
+  out.value = r.value();
+  out.created_time = r.created_time();
+  out.is_expired = r.is_expired();
+  out.creating = r.creating();
+  return out;
+}
+
+Status ClientImpl::Invalidate(const std::string& registry,
+                              const std::string& key, bool hard) {
+  v1::InvalidateRequest request;
+  request.set_registry(registry);
+  request.set_key(key);
+  request.set_hard(hard);
+  v1::InvalidateResponse r;
+  return Call(*dogpile_, &v1::Dogpile::Stub::Invalidate, request, &r);
+}
+
+Status FromGrpc(const grpc::Status& status) {
+  return Status(static_cast<StatusCode>(status.error_code()),
+                status.error_message());
+}
+
+std::string DefaultClientName() {
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) != 0) {
+    host[0] = '\0';
+  }
+  return std::to_string(getpid()) + "@" + host;
+}
+
+}  // namespace internal
+
+const char* HealthStatusName(HealthStatus status) {
+  switch (status) {
+    case HealthStatus::kServing: return "SERVING";
+    case HealthStatus::kNotServing: return "NOT_SERVING";
+    case HealthStatus::kServiceUnknown: return "SERVICE_UNKNOWN";
+    case HealthStatus::kUnknown: break;
+  }
+  return "UNKNOWN";
+}
+
+Client::Client(ClientOptions options)
+    : impl_(std::make_shared<internal::ClientImpl>(std::move(options))) {}
+
+Client::Client(const std::string& target)
+    : Client([&] {
+        ClientOptions options;
+        options.target = target;
+        return options;
+      }()) {}
+
+Client::~Client() = default;
+Client::Client(Client&&) noexcept = default;
+Client& Client::operator=(Client&&) noexcept = default;
+
+const ClientOptions& Client::options() const { return impl_->options(); }
+
+StatusOr<Stats> Client::GetStats() const {
+  internal::v1::StatsResponse r;
+  if (Status s = impl_->Call(impl_->admin(), &internal::v1::Admin::Stub::Stats,
+                             internal::v1::StatsRequest(), &r);
+      !s.ok()) {
+    return s;
+  }
+  Stats out;
+  out.sessions = r.sessions();
+  out.registries = r.registries();
+  out.entries = r.entries();
+  out.waiters = r.waiters();
+  out.stored_bytes = r.stored_bytes();
+  out.acquires_fresh = r.acquires_fresh();
+  out.acquires_stale = r.acquires_stale();
+  out.acquires_create = r.acquires_create();
+  out.acquires_not_ready = r.acquires_not_ready();
+  out.publishes = r.publishes();
+  out.abandons = r.abandons();
+  out.fencing_rejections = r.fencing_rejections();
+  out.session_expiries = r.session_expiries();
+  out.creation_timeouts = r.creation_timeouts();
+  out.evictions = r.evictions();
+  out.lock_grants = r.lock_grants();
+  out.early_refreshes = r.early_refreshes();
+  out.wait_timeouts = r.wait_timeouts();
+  return out;
+}
+
+StatusOr<PeekResult> Client::Peek(const std::string& registry,
+                                  const std::string& key,
+                                  std::chrono::milliseconds expire) const {
+  return impl_->Peek(registry, key, expire);
+}
+
+Status Client::Invalidate(const std::string& registry, const std::string& key,
+                          bool hard) const {
+  return impl_->Invalidate(registry, key, hard);
+}
+
+StatusOr<HealthStatus> Client::CheckHealth(const std::string& service) const {
+  return impl_->CheckHealth(service);
+}
+
+}  // namespace dogpiled

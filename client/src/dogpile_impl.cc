@@ -1,0 +1,324 @@
+#include "src/dogpile_impl.h"
+
+#include <chrono>
+
+namespace dogpiled::internal {
+namespace {
+
+using Outcome = v1::AcquireResponse::Outcome;
+
+// The daemon keeps at most this much of an Abandon reason.
+constexpr size_t kMaxReasonBytes = 1024;
+
+// A lock-only caller whose cache still lacks the value after being told it
+// is there asks again this many times before giving up.
+constexpr int kLockOnlyAttempts = 3;
+
+std::string Describe(std::exception_ptr error) {
+  std::string what = "creator threw a non-standard exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = std::string("creator threw: ") + e.what();
+  } catch (...) {
+  }
+  if (what.size() > kMaxReasonBytes) {
+    what.resize(kMaxReasonBytes);
+  }
+  return what;
+}
+
+double NowEpochSeconds() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Flight::Result ValueResult(std::string value, double created,
+                           ValueSource source, bool stored = true) {
+  Flight::Result r;
+  r.value.value = std::move(value);
+  r.value.createdtime = created;
+  r.value.source = source;
+  r.value.stored = stored;
+  return r;
+}
+
+Flight::Result ErrorResult(Status error) {
+  Flight::Result r;
+  r.kind = Flight::Result::Kind::kError;
+  r.error = std::move(error);
+  return r;
+}
+
+Flight::Result NotReadyResult() {
+  return ErrorResult(Status(StatusCode::kDeadlineExceeded,
+                            "no usable value and another caller is "
+                            "creating it (wait_timeout is 0)"));
+}
+
+Flight::Result RetryResult() {
+  Flight::Result r;
+  r.kind = Flight::Result::Kind::kRetry;
+  return r;
+}
+
+// The cache's createdtime, or -1 for "no value" (dogpile's convention).
+double Probe(const std::function<double()>& probe) {
+  try {
+    const double t = probe();
+    return t > 0 ? t : -1;
+  } catch (const NeedRegeneration&) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+DogpileImpl::DogpileImpl(std::shared_ptr<SessionImpl> session,
+                         std::string registry, std::string key,
+                         DogpileOptions options)
+    : session_(std::move(session)),
+      registry_(std::move(registry)),
+      key_(std::move(key)),
+      options_(std::move(options)) {}
+
+std::shared_ptr<Flight> DogpileImpl::GetFlight(bool lock_only) const {
+  // Callers share a flight only if the daemon would answer them alike.
+  const std::string id = std::string(lock_only ? "L" : "V") + "|" +
+                         std::to_string(session_->id()) + "|" +
+                         std::to_string(options_.expiretime.count()) + "|" +
+                         registry_ + "|" + key_;
+  return session_->client().flights().get(id);
+}
+
+AcquireResult DogpileImpl::Acquire(const Dogpile::Creator& creator) {
+  if (Status s = session_->CheckUsable(); !s.ok()) {
+    throw Error(s);
+  }
+  const std::shared_ptr<Flight> flight = GetFlight(false);
+  bool led = false;
+  Flight::Result r =
+      flight->Run([&] { return LeadAcquire(creator); }, &led);
+  if (r.kind == Flight::Result::Kind::kError) {
+    throw Error(r.error);
+  }
+  if (!led && r.value.source == ValueSource::kCreated) {
+    r.value.source = ValueSource::kWaited;
+  }
+  return std::move(r.value);
+}
+
+Flight::Result DogpileImpl::LeadAcquire(const Dogpile::Creator& creator) {
+  StatusOr<Grant> grant = CallAcquire(std::nullopt);
+  if (!grant.ok()) {
+    return ErrorResult(grant.status());
+  }
+  switch (grant->outcome) {
+    case v1::AcquireResponse::OUTCOME_FRESH:
+      return ValueResult(grant->value, grant->created_time,
+                         ValueSource::kFresh);
+    case v1::AcquireResponse::OUTCOME_STALE:
+      return ValueResult(grant->value, grant->created_time,
+                         ValueSource::kStale);
+    case v1::AcquireResponse::OUTCOME_CREATE:
+      break;
+    default:
+      return NotReadyResult();
+  }
+  auto make = [creator]() -> Made { return {creator(), std::nullopt}; };
+  if (grant->has_value && options_.async_executor) {
+    // dogpile's async_creator: the previous value now, the new one later.
+    CreateLater(grant->token, make);
+    return ValueResult(grant->value, grant->created_time, ValueSource::kStale);
+  }
+  return CreateNow(grant->token, make);
+}
+
+void DogpileImpl::AcquireLockOnly(const TimeFn& probe, const TimeFn& create,
+                                  const TimeFn& async_create) {
+  if (Status s = session_->CheckUsable(); !s.ok()) {
+    throw Error(s);
+  }
+  const std::shared_ptr<Flight> flight = GetFlight(true);
+  for (int attempt = 0; attempt < kLockOnlyAttempts; ++attempt) {
+    bool led = false;
+    const Flight::Result r = flight->Run(
+        [&] { return LeadLockOnly(probe, create, async_create); }, &led);
+    if (r.kind == Flight::Result::Kind::kError) {
+      throw Error(r.error);
+    }
+    if (r.kind == Flight::Result::Kind::kValue &&
+        (led || Probe(probe) > 0)) {
+      return;  // the value is set aside by probe or create
+    }
+  }
+  throw Error(Status(StatusCode::kFailedPrecondition,
+                     "value_and_created_fn finds no value right after it "
+                     "was created: does the creator store it in the cache?"));
+}
+
+Flight::Result DogpileImpl::LeadLockOnly(const TimeFn& probe,
+                                         const TimeFn& create,
+                                         const TimeFn& async_create) {
+  const double cached = Probe(probe);
+  StatusOr<Grant> grant = CallAcquire(cached);
+  if (!grant.ok()) {
+    return ErrorResult(grant.status());
+  }
+  switch (grant->outcome) {
+    case v1::AcquireResponse::OUTCOME_FRESH:
+      // After a parked wait the value is new in the cache: read it.
+      if (cached > 0 || Probe(probe) > 0) {
+        return ValueResult({}, cached, ValueSource::kFresh);
+      }
+      return RetryResult();
+    case v1::AcquireResponse::OUTCOME_STALE:
+      return cached > 0 ? ValueResult({}, cached, ValueSource::kStale)
+                        : RetryResult();
+    case v1::AcquireResponse::OUTCOME_CREATE:
+      break;
+    default:
+      return NotReadyResult();
+  }
+  if (cached > 0 && options_.async_executor) {
+    CreateLater(grant->token, [async_create]() -> Made {
+      return {std::string(), async_create()};
+    });
+    return ValueResult({}, cached, ValueSource::kStale);
+  }
+  return CreateNow(grant->token, [&create]() -> Made {
+    return {std::string(), create()};
+  });
+}
+
+StatusOr<DogpileImpl::Grant> DogpileImpl::CallAcquire(
+    std::optional<double> client_created_time) {
+  v1::AcquireRequest request;
+  request.set_registry(registry_);
+  request.set_key(key_);
+  request.set_session_id(session_->id());
+  request.set_expire_ms(options_.expiretime.count());
+  request.set_wait_timeout_ms(options_.wait_timeout.count());
+  request.set_creation_timeout_ms(options_.creation_timeout.count());
+  if (client_created_time) {
+    request.set_client_created_time(*client_created_time);
+  }
+  request.set_early_refresh_beta(options_.early_refresh_beta);
+  v1::AcquireResponse r;
+  const Status status = session_->Call(
+      &v1::Dogpile::Stub::Acquire, request, &r, options_.wait_timeout);
+  if (!status.ok()) {
+    return status;
+  }
+  Grant grant;
+  grant.outcome = r.outcome();
+  grant.has_value = r.has_value();
+  grant.value = r.value();
+  grant.created_time = r.created_time();
+  grant.token = r.token();
+  return grant;
+}
+
+Flight::Result DogpileImpl::CreateNow(uint64_t token,
+                                      const std::function<Made()>& make) {
+  Made made;
+  try {
+    made = make();
+  } catch (...) {
+    // Hand the role on at once rather than at the creation timeout.
+    CallAbandon(token, Describe(std::current_exception()));
+    throw;
+  }
+  return PublishMade(token, std::move(made));
+}
+
+Flight::Result DogpileImpl::PublishMade(uint64_t token, Made made) {
+  const StatusOr<double> published = CallPublish(token, made);
+  if (published.ok()) {
+    return ValueResult(std::move(made.first), *published,
+                       ValueSource::kCreated);
+  }
+  const StatusCode code = published.status().code();
+  if (code == StatusCode::kFailedPrecondition ||
+      code == StatusCode::kNotFound) {
+    // The role was lost meanwhile; the value is still what this caller
+    // asked for, but the daemon will not serve it to anyone else.
+    return ValueResult(std::move(made.first),
+                       made.second.value_or(NowEpochSeconds()),
+                       ValueSource::kCreated, /*stored=*/false);
+  }
+  CallAbandon(token, "publish failed: " + published.status().ToString());
+  return ErrorResult(published.status());
+}
+
+void DogpileImpl::CreateLater(uint64_t token, std::function<Made()> make) {
+  std::shared_ptr<DogpileImpl> self = shared_from_this();
+  try {
+    options_.async_executor([self, token, make = std::move(make)] {
+      Made made;
+      try {
+        made = make();
+      } catch (...) {
+        self->CallAbandon(token, Describe(std::current_exception()));
+        self->ReportAsyncError(std::current_exception());
+        return;
+      }
+      const Flight::Result r = self->PublishMade(token, std::move(made));
+      if (r.kind == Flight::Result::Kind::kError) {
+        self->ReportAsyncError(std::make_exception_ptr(Error(r.error)));
+      }
+    });
+  } catch (...) {
+    CallAbandon(token, "the async executor refused the job");
+    throw;
+  }
+}
+
+StatusOr<double> DogpileImpl::CallPublish(uint64_t token, const Made& made) {
+  v1::PublishRequest request;
+  request.set_registry(registry_);
+  request.set_key(key_);
+  request.set_session_id(session_->id());
+  request.set_token(token);
+  request.set_value(made.first);
+  if (made.second) {
+    request.set_created_time(*made.second);
+  }
+  v1::PublishResponse r;
+  const Status status =
+      session_->Call(&v1::Dogpile::Stub::Publish, request, &r);
+  if (!status.ok()) {
+    return status;
+  }
+  return r.created_time();
+}
+
+void DogpileImpl::CallAbandon(uint64_t token, const std::string& reason) {
+  v1::AbandonRequest request;
+  request.set_registry(registry_);
+  request.set_key(key_);
+  request.set_session_id(session_->id());
+  request.set_token(token);
+  request.set_reason(reason);
+  v1::AbandonResponse r;
+  // Best effort: if it fails the role ends at the creation timeout or with
+  // the session anyway.
+  session_->Call(&v1::Dogpile::Stub::Abandon, request, &r);
+}
+
+void DogpileImpl::ReportAsyncError(std::exception_ptr error) const {
+  if (options_.on_async_error) {
+    options_.on_async_error(error);
+  }
+}
+
+StatusOr<PeekResult> DogpileImpl::Peek() const {
+  return session_->client().Peek(registry_, key_, options_.expiretime);
+}
+
+Status DogpileImpl::Invalidate(bool hard) const {
+  return session_->client().Invalidate(registry_, key_, hard);
+}
+
+}  // namespace dogpiled::internal
