@@ -1,0 +1,109 @@
+#include "dogpiled/client.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include "daemon_test.h"
+#include "dogpiled/dogpile.h"
+#include "test_util.h"
+
+namespace dogpiled {
+namespace {
+
+using std::chrono::milliseconds;
+
+using ClientTest = testing::DaemonTest;
+
+TEST_F(ClientTest, HealthIsServing) {
+  StatusOr<HealthStatus> health = client_->CheckHealth();
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(*health, HealthStatus::kServing);
+}
+
+TEST_F(ClientTest, HealthOfAnUnknownServiceIsNotFound) {
+  // The standard health service answers NOT_FOUND for names it never heard.
+  StatusOr<HealthStatus> health = client_->CheckHealth("no.such.Service");
+  ASSERT_FALSE(health.ok());
+  EXPECT_EQ(health.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ClientTest, UnreachableDaemonIsUnavailable) {
+  daemon_->Signal(SIGKILL);
+  EXPECT_EQ(client_->CheckHealth().status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(client_->GetStats().status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(ClientTest, StatsCountWhatHappened) {
+  Session session = OpenSession();
+  Dogpile dogpile(session, "users", "42");
+  dogpile.acquire([] { return std::string("12345"); });
+  dogpile.acquire([] { return std::string("unused"); });
+  StatusOr<Stats> stats = client_->GetStats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->sessions, 1u);
+  EXPECT_EQ(stats->registries, 1u);
+  EXPECT_EQ(stats->entries, 1u);
+  EXPECT_EQ(stats->acquires_create, 1u);
+  EXPECT_EQ(stats->acquires_fresh, 1u);
+  EXPECT_EQ(stats->publishes, 1u);
+  EXPECT_EQ(stats->stored_bytes, std::string("12345").size() + 2);
+}
+
+TEST_F(ClientTest, PeekTakesNoRole) {
+  StatusOr<PeekResult> missing = client_->Peek("users", "42");
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value);
+  EXPECT_TRUE(missing->is_expired);
+
+  Session session = OpenSession();
+  Dogpile dogpile(session, "users", "42");
+  dogpile.acquire([] { return std::string("v"); });
+  StatusOr<PeekResult> found = client_->Peek("users", "42", milliseconds(0));
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->has_value);
+  EXPECT_EQ(found->value, "v");
+  EXPECT_FALSE(found->is_expired);
+  EXPECT_FALSE(found->creating);
+  EXPECT_GT(found->created_time, 0);
+  EXPECT_TRUE(client_->Peek("users", "42", milliseconds(-1))->is_expired);
+  EXPECT_EQ(testing::TotalAcquires(testing::GetStatsOrDie(*client_)), 1u);
+}
+
+TEST_F(ClientTest, InvalidateOneKeyOrTheWholeRegistry) {
+  Session session = OpenSession();
+  Dogpile a(session, "users", "a");
+  Dogpile b(session, "users", "b");
+  a.acquire([] { return std::string("1"); });
+  b.acquire([] { return std::string("2"); });
+
+  ASSERT_TRUE(client_->Invalidate("users", "a", /*hard=*/true).ok());
+  EXPECT_FALSE(client_->Peek("users", "a")->has_value);
+  EXPECT_FALSE(client_->Peek("users", "b")->is_expired);
+
+  ASSERT_TRUE(client_->Invalidate("users", "", /*hard=*/false).ok());
+  StatusOr<PeekResult> peek_b = client_->Peek("users", "b");
+  EXPECT_TRUE(peek_b->has_value);  // soft: still a stale fallback
+  EXPECT_TRUE(peek_b->is_expired);
+}
+
+TEST_F(ClientTest, BadNamesAreInvalidArgument) {
+  EXPECT_EQ(client_->Peek("", "k").status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(client_->Invalidate("bad name", "", false).code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(StatusTest, ToStringNamesTheCode) {
+  EXPECT_EQ(Status().ToString(), "OK");
+  EXPECT_EQ(Status(StatusCode::kNotFound, "session").ToString(),
+            "NOT_FOUND: session");
+  const Error error(Status(StatusCode::kUnavailable, "down"));
+  EXPECT_STREQ(error.what(), "UNAVAILABLE: down");
+  StatusOr<int> failed = Status(StatusCode::kAborted, "x");
+  EXPECT_FALSE(failed.ok());
+  StatusOr<int> fine = 3;
+  EXPECT_EQ(*fine, 3);
+}
+
+}  // namespace
+}  // namespace dogpiled

@@ -1,0 +1,110 @@
+// The in-process herd collapses before it reaches the network.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <latch>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "daemon_test.h"
+#include "dogpiled/dogpile.h"
+#include "test_util.h"
+
+namespace dogpiled {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::GetStatsOrDie;
+
+using HerdTest = testing::DaemonTest;
+
+constexpr int kThreads = 32;
+
+TEST_F(HerdTest, ThirtyTwoThreadsOnOneMissingKeyElectOneCreator) {
+  Session session = OpenSession();
+  Dogpile dogpile(session, "users", "hot");
+  std::atomic<int> runs{0};
+  // The creator holds on until every thread has called acquire, so they
+  // all arrive while the creation is in flight.
+  std::mutex mu;
+  std::condition_variable cv;
+  int entered = 0;
+  auto creator = [&] {
+    ++runs;
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::seconds(10),
+                            [&] { return entered == kThreads; }));
+    lock.unlock();
+    // The last ones still have to step from acquire() into the flight.
+    std::this_thread::sleep_for(milliseconds(50));
+    return std::string("value");
+  };
+  std::latch start(kThreads);
+  std::vector<std::string> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      start.arrive_and_wait();
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++entered;
+        cv.notify_all();
+      }
+      got[i] = dogpile.acquire(creator);
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(runs, 1);
+  for (const std::string& v : got) {
+    EXPECT_EQ(v, "value");
+  }
+  const Stats stats = GetStatsOrDie(*client_);
+  EXPECT_EQ(stats.acquires_create, 1u);
+  // One round trip: the other 31 never reached the daemon.
+  EXPECT_EQ(testing::TotalAcquires(stats), 1u);
+  EXPECT_EQ(stats.publishes, 1u);
+}
+
+TEST_F(HerdTest, SeparateSessionsStillElectOneCreator) {
+  // Different sessions do not share in-process flights (grants hang on a
+  // session), so here the daemon itself collapses the herd.
+  constexpr int kSessions = 4;
+  std::vector<Session> sessions;
+  for (int i = 0; i < kSessions; ++i) {
+    sessions.push_back(OpenSession());
+  }
+  std::atomic<int> runs{0};
+  testing::Notification all_parked;
+  auto creator = [&] {
+    ++runs;
+    EXPECT_TRUE(all_parked.WaitFor());
+    return std::string("value");
+  };
+  std::vector<std::thread> threads;
+  std::vector<std::string> got(kSessions);
+  for (int i = 0; i < kSessions; ++i) {
+    threads.emplace_back([&, i] {
+      Dogpile dogpile(sessions[i], "users", "hot");
+      got[i] = dogpile.acquire(creator);
+    });
+  }
+  ASSERT_TRUE(testing::WaitersAre(*client_, kSessions - 1));
+  all_parked.Notify();
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(runs, 1);
+  for (const std::string& v : got) {
+    EXPECT_EQ(v, "value");
+  }
+  const Stats stats = GetStatsOrDie(*client_);
+  EXPECT_EQ(stats.acquires_create, 1u);
+  EXPECT_EQ(stats.acquires_fresh, static_cast<uint64_t>(kSessions - 1));
+}
+
+}  // namespace
+}  // namespace dogpiled

@@ -1,0 +1,220 @@
+#include "dogpiled/session.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "daemon_test.h"
+#include "dogpiled/client.h"
+#include "dogpiled/dogpile.h"
+#include "dogpiled/rwmutex.h"
+#include "test_util.h"
+
+namespace dogpiled {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::Daemon;
+
+// Records the on_lost call, so tests wait for the event itself.
+class LossRecorder {
+ public:
+  std::function<void(const Status&)> Callback() {
+    return [this](const Status& s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++calls_;
+      status_ = s;
+      at_ = std::chrono::steady_clock::now();
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return calls_ > 0; });
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  Status status() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+  std::chrono::steady_clock::time_point at() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return at_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int calls_ = 0;
+  Status status_;
+  std::chrono::steady_clock::time_point at_;
+};
+
+using SessionTest = testing::DaemonTest;
+
+TEST_F(SessionTest, OpenGrantsRequestedTtl) {
+  SessionOptions options;
+  options.ttl = milliseconds(1500);
+  Session session = OpenSession(options);
+  EXPECT_NE(session.id(), 0u);
+  EXPECT_EQ(session.ttl(), milliseconds(1500));
+  EXPECT_EQ(session.state(), SessionState::kAlive);
+  EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 1u);
+}
+
+TEST_F(SessionTest, DefaultTtlIsTheDaemons) {
+  Session session = OpenSession();
+  EXPECT_EQ(session.ttl(), milliseconds(10'000));
+}
+
+TEST_F(SessionTest, BadTtlIsRefused) {
+  SessionOptions options;
+  options.ttl = milliseconds(5);  // below the daemon's 100 ms floor
+  StatusOr<Session> s = Session::Open(*client_, options);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
+  daemon_->Signal(SIGKILL);
+  StatusOr<Session> s = Session::Open(*client_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), StatusCode::kUnavailable);
+}
+
+TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
+  SessionOptions options;
+  options.ttl = milliseconds(300);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  // Time passing is the point here: five TTLs without any call of ours.
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(session.state(), SessionState::kAlive);
+  EXPECT_EQ(loss.calls(), 0);
+  const Stats stats = testing::GetStatsOrDie(*client_);
+  EXPECT_EQ(stats.session_expiries, 0u);
+  EXPECT_EQ(stats.sessions, 1u);
+}
+
+TEST_F(SessionTest, LossIsReportedWithinTheTtl) {
+  SessionOptions options;
+  options.ttl = milliseconds(1000);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  const auto killed = std::chrono::steady_clock::now();
+  daemon_->Signal(SIGKILL);
+  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  EXPECT_LT(loss.at() - killed, milliseconds(1000));
+  EXPECT_EQ(session.state(), SessionState::kLost);
+  EXPECT_FALSE(session.loss_reason().ok());
+  EXPECT_EQ(loss.calls(), 1);
+}
+
+TEST_F(SessionTest, LossIsReportedWhenTheDaemonStopsAnswering) {
+  SessionOptions options;
+  options.ttl = milliseconds(1000);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  const auto stopped = std::chrono::steady_clock::now();
+  daemon_->Signal(SIGSTOP);  // the stream stays open but goes silent
+  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  EXPECT_LT(loss.at() - stopped, milliseconds(1000));
+  EXPECT_EQ(session.state(), SessionState::kLost);
+  daemon_->Signal(SIGCONT);
+}
+
+TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
+  SessionOptions options;
+  options.ttl = milliseconds(5000);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  // A restarted daemon on the same port knows nothing of the session: the
+  // reopened stream gets NOT_FOUND, long before the TTL would run out.
+  const std::string listen = daemon_->target();
+  daemon_->Signal(SIGKILL);
+  daemon_ = Daemon::Start({}, listen);
+  const auto restarted = std::chrono::steady_clock::now();
+  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  EXPECT_LT(loss.at() - restarted, milliseconds(3000));
+  EXPECT_EQ(loss.status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SessionTest, CallsOnALostSessionFailWithNotFound) {
+  SessionOptions options;
+  options.ttl = milliseconds(500);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  daemon_->Signal(SIGKILL);
+  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  Dogpile dogpile(session, "reg", "key");
+  try {
+    dogpile.acquire([] { return std::string("v"); });
+    FAIL() << "acquire on a lost session succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
+  }
+}
+
+TEST_F(SessionTest, CloseReleasesGrantsAtOnce) {
+  Session holder = OpenSession();
+  Session other = OpenSession();
+  ReadWriteMutex held(holder, "reg", "key");
+  ASSERT_TRUE(held.acquire_write_lock(false));
+  ReadWriteMutex contender(other, "reg", "key");
+  EXPECT_FALSE(contender.acquire_write_lock(false));
+  EXPECT_TRUE(holder.Close().ok());
+  EXPECT_EQ(holder.state(), SessionState::kClosed);
+  EXPECT_TRUE(contender.acquire_write_lock(false));
+  EXPECT_TRUE(holder.Close().ok());  // closing twice is fine
+}
+
+TEST_F(SessionTest, DestructorClosesTheSession) {
+  {
+    Session session = OpenSession();
+    EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 1u);
+  }
+  EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 0u);
+}
+
+TEST_F(SessionTest, ClosedSessionRefusesNewGrants) {
+  Session session = OpenSession();
+  ASSERT_TRUE(session.Close().ok());
+  ReadWriteMutex mutex(session, "reg", "key");
+  try {
+    mutex.acquire_read_lock(false);
+    FAIL() << "lock on a closed session succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kFailedPrecondition);
+  }
+}
+
+TEST_F(SessionTest, MovedSessionKeepsItsLease) {
+  Session first = OpenSession();
+  const uint64_t id = first.id();
+  Session moved = std::move(first);
+  EXPECT_EQ(moved.id(), id);
+  EXPECT_EQ(moved.state(), SessionState::kAlive);
+  EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 1u);
+}
+
+TEST_F(SessionTest, ClientMayGoFirst) {
+  Session session = OpenSession();
+  client_.reset();  // the session keeps the channel alive
+  EXPECT_EQ(session.state(), SessionState::kAlive);
+  EXPECT_TRUE(session.Close().ok());
+}
+
+}  // namespace
+}  // namespace dogpiled

@@ -1,0 +1,75 @@
+// Small helpers shared by the client tests.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "dogpiled/client.h"
+
+namespace dogpiled::testing {
+
+// A one-shot event between test threads (like absl::Notification).
+class Notification {
+ public:
+  void Notify() {
+    std::lock_guard<std::mutex> lock(mu_);
+    notified_ = true;
+    cv_.notify_all();
+  }
+  bool WaitFor(std::chrono::milliseconds timeout =
+                   std::chrono::milliseconds(10'000)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [this] { return notified_; });
+  }
+  bool HasBeenNotified() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return notified_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool notified_ = false;
+};
+
+// Polls `condition` until it holds or `timeout` passes. For states only the
+// daemon can tell (a call parked on it), which no event announces; every
+// other wait in these tests is on an event.
+template <typename Condition>
+bool Eventually(Condition condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return true;
+}
+
+// The daemon's counters; fails the calling test on error.
+inline Stats GetStatsOrDie(const Client& client) {
+  StatusOr<Stats> stats = client.GetStats();
+  if (!stats.ok()) {
+    throw std::runtime_error("Stats: " + stats.status().ToString());
+  }
+  return *stats;
+}
+
+// Total Acquire answers the daemon has counted.
+inline uint64_t TotalAcquires(const Stats& s) {
+  return s.acquires_fresh + s.acquires_stale + s.acquires_create +
+         s.acquires_not_ready;
+}
+
+// Parked calls on the daemon right now (Acquire and Lock).
+inline bool WaitersAre(const Client& client, uint64_t n) {
+  return Eventually([&] { return GetStatsOrDie(client).waiters == n; });
+}
+
+}  // namespace dogpiled::testing
