@@ -1,0 +1,309 @@
+"""A client of one dogpiled daemon: dogpile get-or-create and RW locks."""
+import concurrent.futures
+import logging
+import threading
+
+import grpc
+
+from dogpiled import errors
+from dogpiled.channel import make_channel
+from dogpiled.grants import LockGrant, Role
+from dogpiled.session import Session
+from dogpiled.v1 import (admin_pb2, admin_pb2_grpc, dogpile_pb2,
+                         dogpile_pb2_grpc, rwmutex_pb2, rwmutex_pb2_grpc)
+
+log = logging.getLogger(__name__)
+
+_Acquired = dogpile_pb2.AcquireResponse
+FRESH = _Acquired.OUTCOME_FRESH
+STALE = _Acquired.OUTCOME_STALE
+CREATE = _Acquired.OUTCOME_CREATE
+NOT_READY = _Acquired.OUTCOME_NOT_READY
+
+# The daemon's default cap on any wait: "as long as it takes".
+MAX_WAIT_MS = 24 * 3600 * 1000
+
+_MODES = {"read": rwmutex_pb2.LockRequest.MODE_READ,
+          "write": rwmutex_pb2.LockRequest.MODE_WRITE}
+
+
+def wait_ms(seconds, name):
+    """Seconds (None: as long as the daemon allows) to whole milliseconds."""
+    if seconds is None:
+        return MAX_WAIT_MS
+    if seconds < 0:
+        raise ValueError(f"{name}: must not be negative, got {seconds!r}")
+    return int(round(seconds * 1000))
+
+
+class Client:
+    """A channel to one daemon and one session (opened on first use).
+
+    Thread-safe: share one per process. Times are seconds; the daemon's
+    clock decides expiry. `token` is sent as "authorization: Bearer" for
+    registries the daemon protects; tls_* are PEM files (see
+    dogpiled.channel). close() (or leaving a `with` block) waits for
+    background creators, then ends the session, which releases every grant
+    it held.
+    """
+
+    def __init__(self, address, *, session_ttl=None, client_name=None,
+                 on_session_lost=None, rpc_timeout=5.0, token=None,
+                 tls=False, tls_ca=None, tls_cert=None, tls_key=None,
+                 channel_options=(), background_workers=4):
+        self.address = address
+        self._rpc_timeout = rpc_timeout
+        # Registries the daemon protects with a token need it on every call.
+        self._metadata = ((("authorization", f"Bearer {token}"),)
+                          if token else None)
+        self._channel = make_channel(
+            address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
+            tls_key=tls_key, options=channel_options)
+        self._dogpile = dogpile_pb2_grpc.DogpileStub(self._channel)
+        self._rwmutex = rwmutex_pb2_grpc.RWMutexStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminStub(self._channel)
+        self.session = Session(self._channel, session_ttl, client_name,
+                               on_session_lost, rpc_timeout)
+        self._workers = background_workers
+        self._executor = None
+        self._pending = set()
+        self._pending_lock = threading.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self, timeout=None):
+        self.drain(timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        self.session.close()
+        self._channel.close()
+
+    # --- Dogpile -----------------------------------------------------------
+
+    def get_or_create(self, registry, key, creator, expire=None, *,
+                      async_creator=False, wait_timeout=None,
+                      creation_timeout=None, early_refresh_beta=0.0):
+        """The value of `key`, made by `creator()` (bytes) when needed.
+
+        Fresh value: returned. Expired while someone else creates: the stale
+        value, at once. Expired or missing and nobody creating: this caller
+        runs `creator()` and publishes; with `async_creator` and a stale
+        value to hand, the creator runs on a background thread and the
+        stale value comes back now. Missing while someone creates: waits
+        (parked on the daemon, no polling) for their value, or for the role
+        if they give up; LockTimeout after `wait_timeout` seconds.
+        `expire`: seconds a value stays fresh (None: forever).
+        """
+        if expire is not None and expire <= 0:
+            raise ValueError(f"expire: must be positive or None, got "
+                             f"{expire!r}")
+        response, role = self.acquire(
+            registry, key,
+            expire_ms=0 if expire is None else max(1, round(expire * 1000)),
+            wait_timeout_ms=wait_ms(wait_timeout, "wait_timeout"),
+            creation_timeout_ms=(0 if creation_timeout is None else
+                                 wait_ms(creation_timeout,
+                                         "creation_timeout")),
+            early_refresh_beta=early_refresh_beta)
+        if role is None:
+            return response.value
+        checked = _bytes_creator(creator, key)
+        if async_creator and response.has_value:
+            self._run_in_background(role, checked)
+            return response.value
+        return role.run(checked)
+
+    def acquire(self, registry, key, *, expire_ms=0, wait_timeout_ms=0,
+                creation_timeout_ms=0, client_created_time=None,
+                early_refresh_beta=0.0):
+        """The raw Acquire call: returns (AcquireResponse, Role or None).
+        See dogpile.proto for every field."""
+        def request(session_id):
+            r = dogpile_pb2.AcquireRequest(
+                registry=registry, key=key, session_id=session_id,
+                expire_ms=expire_ms, wait_timeout_ms=wait_timeout_ms,
+                creation_timeout_ms=creation_timeout_ms,
+                early_refresh_beta=early_refresh_beta)
+            if client_created_time is not None:
+                r.client_created_time = client_created_time
+            return r
+        response, session_id = self._with_session(
+            f"Acquire {registry}/{key}", request, self._dogpile.Acquire,
+            self._rpc_timeout + wait_timeout_ms / 1000.0)
+        if response.outcome != CREATE:
+            return response, None
+        return response, Role(self, registry, key, session_id, response.token,
+                              response.creation_deadline_ms)
+
+    def peek(self, registry, key, expire_ms=0):
+        """Reads a key without taking any role (PeekResponse)."""
+        return self._call(f"Peek {registry}/{key}", self._dogpile.Peek,
+                          dogpile_pb2.PeekRequest(registry=registry, key=key,
+                                                  expire_ms=expire_ms))
+
+    def peek_many(self, registry, keys, expire_ms=0):
+        """Peeks several keys concurrently; PeekResponses in key order."""
+        futures = [self._dogpile.Peek.future(
+            dogpile_pb2.PeekRequest(registry=registry, key=k,
+                                    expire_ms=expire_ms),
+            timeout=self._rpc_timeout, metadata=self._metadata)
+            for k in keys]
+        return [self._result(f, f"Peek {registry}/{k}")
+                for f, k in zip(futures, keys)]
+
+    def invalidate(self, registry, key="", hard=False):
+        """Marks `key`, or with no key the whole registry, as expired (soft:
+        values stay as stale fallbacks) or absent (hard), fleet-wide."""
+        self._call(f"Invalidate {registry}/{key}", self._dogpile.Invalidate,
+                   dogpile_pb2.InvalidateRequest(registry=registry, key=key,
+                                                 hard=hard))
+
+    def invalidate_many(self, registry, keys, hard=False):
+        futures = [self._dogpile.Invalidate.future(
+            dogpile_pb2.InvalidateRequest(registry=registry, key=k,
+                                          hard=hard),
+            timeout=self._rpc_timeout, metadata=self._metadata)
+            for k in keys]
+        for f, k in zip(futures, keys):
+            self._result(f, f"Invalidate {registry}/{k}")
+
+    def drain(self, timeout=None):
+        """Waits for background creators started by get_or_create."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    # --- RWMutex -----------------------------------------------------------
+
+    def lock(self, registry, key, mode="write", timeout=None):
+        """Takes a read or write lock, waiting up to `timeout` seconds
+        (None: as long as the daemon allows; 0: try once). Returns a
+        LockGrant (a context manager); raises LockTimeout if not granted."""
+        grant = self.try_lock(registry, key, mode, timeout)
+        if grant is None:
+            raise errors.LockTimeout(
+                f"{mode} lock {registry}/{key}: not granted within "
+                f"{timeout} s")
+        return grant
+
+    def try_lock(self, registry, key, mode="write", timeout=0):
+        """Like lock(), but returns None when not granted in time."""
+        if mode not in _MODES:
+            raise ValueError(f"mode: 'read' or 'write', got {mode!r}")
+        wait = wait_ms(timeout, "timeout")
+        response, session_id = self._with_session(
+            f"Lock {registry}/{key}",
+            lambda sid: rwmutex_pb2.LockRequest(
+                registry=registry, key=key, session_id=sid,
+                mode=_MODES[mode], wait_timeout_ms=wait),
+            self._rwmutex.Lock, self._rpc_timeout + wait / 1000.0)
+        if not response.acquired:
+            return None
+        return LockGrant(self, registry, key, session_id, response.token, mode)
+
+    def read_lock(self, registry, key, timeout=None):
+        return self.lock(registry, key, "read", timeout)
+
+    def write_lock(self, registry, key, timeout=None):
+        return self.lock(registry, key, "write", timeout)
+
+    # --- Admin -------------------------------------------------------------
+
+    def stats(self):
+        """The daemon's gauges and counters (a StatsResponse)."""
+        return self._call("Stats", self._admin.Stats,
+                          admin_pb2.StatsRequest())
+
+    # --- Used by Role and LockGrant ----------------------------------------
+
+    def _publish(self, role, value, created_time):
+        request = dogpile_pb2.PublishRequest(
+            registry=role.registry, key=role.key, session_id=role.session_id,
+            token=role.token, value=value)
+        if created_time is not None:
+            request.created_time = created_time
+        return self._call_for(role, "Publish", self._dogpile.Publish,
+                              request).created_time
+
+    def _abandon(self, role, reason):
+        self._call_for(role, "Abandon", self._dogpile.Abandon,
+                       dogpile_pb2.AbandonRequest(
+                           registry=role.registry, key=role.key,
+                           session_id=role.session_id, token=role.token,
+                           reason=reason))
+
+    def _unlock(self, grant):
+        self._call_for(grant, "Unlock", self._rwmutex.Unlock,
+                       rwmutex_pb2.UnlockRequest(
+                           registry=grant.registry, key=grant.key,
+                           session_id=grant.session_id, token=grant.token))
+
+    def _call_for(self, grant, name, method, request):
+        """A call on a grant. Its session found ended is reported at once,
+        without waiting for the keep-alive thread to notice."""
+        try:
+            return self._call(f"{name} {grant.registry}/{grant.key}", method,
+                              request)
+        except errors.SessionLost as e:
+            self.session.lost(grant.session_id, str(e))
+            raise
+
+    # --- Plumbing ----------------------------------------------------------
+
+    def _call(self, what, method, request, timeout=None):
+        try:
+            return method(request, timeout=timeout or self._rpc_timeout,
+                          metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise errors.from_rpc(e, what) from None
+
+    def _result(self, future, what):
+        try:
+            return future.result()
+        except grpc.RpcError as e:
+            raise errors.from_rpc(e, what) from None
+
+    def _with_session(self, what, make_request, method, timeout):
+        """Makes a grant-taking call. If the daemon no longer knows the
+        session, it is replaced and the call made once more: a call refused
+        for its session changed nothing."""
+        for attempt in (1, 2):
+            session_id = self.session.id
+            try:
+                return method(make_request(session_id), timeout=timeout,
+                              metadata=self._metadata), session_id
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.NOT_FOUND and attempt == 1:
+                    self.session.lost(session_id, f"{what}: {e.details()}")
+                    continue
+                raise errors.from_rpc(e, what) from None
+
+    def _run_in_background(self, role, creator):
+        with self._pending_lock:
+            if self._executor is None:
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    self._workers, thread_name_prefix="dogpiled-creator")
+            future = self._executor.submit(role.run, creator)
+            self._pending.add(future)
+        future.add_done_callback(self._background_done)
+
+    def _background_done(self, future):
+        with self._pending_lock:
+            self._pending.discard(future)
+        if future.exception() is not None:
+            log.error("dogpiled: background creator failed",
+                      exc_info=future.exception())
+
+
+def _bytes_creator(creator, key):
+    def checked():
+        value = creator()
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"creator of {key!r} returned "
+                            f"{type(value).__name__}, not bytes")
+        return bytes(value)
+    return checked
