@@ -1,0 +1,97 @@
+"""Sessions: opened on first use, kept alive on a thread, replaced and
+reported when the daemon ends them."""
+import threading
+import time
+
+import grpc
+import pytest
+
+import dogpiled
+from dogpiled.v1 import sessions_pb2, sessions_pb2_grpc
+
+
+def close_behind_its_back(address, session_id):
+    with grpc.insecure_channel(address) as channel:
+        sessions_pb2_grpc.SessionsStub(channel).Close(
+            sessions_pb2.CloseRequest(session_id=session_id), timeout=5)
+
+
+def test_keep_alive_outlives_the_ttl(clients, registry):
+    client = clients(session_ttl=0.2)
+    grant = client.write_lock(registry, "k")
+    session_id = client.session.id
+    assert client.session.ttl == pytest.approx(0.2)
+    # Only the keep-alive thread can carry the lease over five TTLs.
+    threading.Event().wait(1.0)
+    assert client.session.id == session_id
+    assert clients().try_lock(registry, "k") is None
+    grant.release()  # the daemon still knows the grant
+
+
+def test_lost_session_is_replaced_and_reported(daemon, clients, registry):
+    lost = []
+    reported = threading.Event()
+
+    def on_lost(session_id, reason):
+        lost.append((session_id, reason))
+        reported.set()
+
+    client = clients(session_ttl=0.3, on_session_lost=on_lost)
+    grant = client.write_lock(registry, "k")
+    old_id = client.session.id
+    close_behind_its_back(daemon.address, old_id)
+    assert reported.wait(5), "the keep-alive thread did not notice"
+    assert [s for s, _ in lost] == [old_id]
+    assert "keep-alive" in lost[0][1]
+    assert client.session.id != old_id
+    # Everything the old session held is gone, and its grant is refused.
+    clients().write_lock(registry, "k", timeout=0).release()
+    with pytest.raises(dogpiled.SessionLost):
+        grant.release()
+
+
+def test_call_on_an_ended_session_reopens_once(daemon, clients, registry):
+    lost = []
+    client = clients(on_session_lost=lambda s, r: lost.append(s))
+    old_id = client.session.id
+    close_behind_its_back(daemon.address, old_id)
+    # Whoever notices first (this call or the keep-alive thread) reopens.
+    with client.write_lock(registry, "k", timeout=0) as grant:
+        assert grant.session_id != old_id
+    assert lost == [old_id]
+
+
+def test_close_releases_everything(clients, registry):
+    holder = clients()
+    holder.write_lock(registry, "k")
+    waiter = clients()
+    assert waiter.try_lock(registry, "k") is None
+    holder.close()
+    waiter.write_lock(registry, "k", timeout=0).release()
+
+
+def test_open_failure_is_a_clear_error():
+    client = dogpiled.Client("127.0.0.1:1", rpc_timeout=0.5)
+    with pytest.raises(dogpiled.DogpiledError, match="Open"):
+        client.session.id
+    client.close()
+
+
+def test_daemon_restart_is_survived(restartable_daemon, registry):
+    reported = threading.Event()
+    client = dogpiled.Client(restartable_daemon.address, session_ttl=0.3,
+                             on_session_lost=lambda s, r: reported.set())
+    try:
+        before = client.write_lock(registry, "k")
+        client.get_or_create(registry, "v", lambda: b"kept")
+        restartable_daemon.restart()
+        restarted = time.monotonic()
+        # The keep-alive thread rides out the outage, reconnects at once,
+        # then learns that the new daemon does not know its session.
+        assert reported.wait(10)
+        assert time.monotonic() - restarted < 3, "slow to reconnect"
+        with client.write_lock(registry, "k", timeout=0) as after:
+            assert after.token > before.token, "tokens never repeat"
+        assert client.peek(registry, "v").value == b"kept"
+    finally:
+        client.close()
