@@ -55,7 +55,11 @@ struct DogpileOptions {
   // Set: dogpile's async_creator. When this caller is elected while a
   // previous value exists, that value is returned at once and the creator
   // runs as a job on this executor, publishing when done. With no previous
-  // value the creator still runs in the calling thread.
+  // value the creator still runs in the calling thread. In lock-only mode
+  // "a previous value" means one your cache reports: the daemon's answer
+  // does not say whether a hard invalidation voided it, so after a hard
+  // invalidation that value may still be returned once while the new one
+  // is made.
   Executor async_executor;
   // Errors of async jobs (the creator threw, or Publish failed); nobody
   // else could see them. Runs on the executor's thread.
@@ -67,7 +71,9 @@ enum class ValueSource {
   kFresh,    // the stored value, not expired
   kStale,    // expired, someone else (or an async job) is recreating it
   kCreated,  // this call ran the creator
-  kWaited,   // another caller created it while this one waited
+  kWaited,   // another thread of this process created it while this one
+             // waited in-process (a wait parked on the daemon for another
+             // process's creator answers kFresh)
 };
 DOGPILED_EXPORT const char* ValueSourceName(ValueSource source);
 
