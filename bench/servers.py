@@ -1,0 +1,223 @@
+"""Starts the servers a benchmark run needs on loopback, and stops them.
+
+Every server listens on 127.0.0.1 only, keeps its data in a temporary folder,
+and is stopped when the `Servers` context exits, however it exits: normal
+end, exception, SIGINT/SIGTERM/SIGHUP (turned into SystemExit), and even a
+SIGKILL of this script (the kernel sends the children SIGTERM through
+PR_SET_PDEATHSIG).
+"""
+
+import ctypes
+import os
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _child_setup():
+    """Runs in each child before exec: dies with us, may open many sockets."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(
+        _PR_SET_PDEATHSIG, signal.SIGTERM)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def free_port():
+    """A port nothing listens on right now (the server binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until(ready, what, timeout_s=30):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not come up within {timeout_s} s")
+
+
+def _stop_on_signals():
+    def handler(signum, _frame):
+        raise SystemExit(128 + signum)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+class Server:
+    """One started process and where it listens."""
+
+    def __init__(self, name, proc, port, workdir):
+        self.name, self.proc, self.port, self.workdir = name, proc, port, workdir
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def address(self):
+        return f"127.0.0.1:{self.port}"
+
+
+class Servers:
+    """Context manager owning every server of a run. Not thread-safe: one
+    thread starts and stops them."""
+
+    def __init__(self, dogpiled, noop, keep_logs_in):
+        self.dogpiled_bin, self.noop_bin = dogpiled, noop
+        self.logs = keep_logs_in
+        self.root = None
+        self.extra_dirs = []  # removed at exit with the root
+        self.running = []
+
+    def __enter__(self):
+        _stop_on_signals()
+        self.root = tempfile.mkdtemp(prefix="dogpiled-bench-")
+        return self
+
+    def __exit__(self, *_exc):
+        for server in list(self.running):
+            self.stop(server)
+        for folder in [self.root] + self.extra_dirs:
+            shutil.rmtree(folder, ignore_errors=True)
+        return False
+
+    def _start(self, name, argv, port=None, port_file=None, ready=None):
+        workdir = tempfile.mkdtemp(prefix=name + "-", dir=self.root)
+        log = open(os.path.join(self.logs, name + ".log"), "ab")
+        proc = subprocess.Popen(argv, cwd=workdir, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                preexec_fn=_child_setup)
+        log.close()
+        server = Server(name, proc, port, workdir)
+        self.running.append(server)
+
+        def up():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; "
+                                   f"see {self.logs}/{name}.log")
+            if port_file:
+                try:
+                    with open(port_file) as f:
+                        server.port = int(f.read().strip() or 0)
+                except (OSError, ValueError):
+                    return False
+                return server.port > 0
+            return ready(server)
+        _wait_until(up, name)
+        return server
+
+    def stop(self, server):
+        if server.proc.poll() is None:
+            server.proc.send_signal(signal.SIGTERM)
+            try:
+                server.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.proc.kill()
+                server.proc.wait()
+        if server in self.running:
+            self.running.remove(server)
+
+    def dogpiled(self, *flags):
+        """A fresh daemon, with its own state folder."""
+        state = tempfile.mkdtemp(prefix="state-", dir=self.root)
+        port_file = os.path.join(state, "port")
+        return self._start("dogpiled", [
+            self.dogpiled_bin, "--listen", "127.0.0.1:0",
+            "--port-file", port_file, "--state-dir", state,
+            # Metrics stay on, as in production, on a port of their own.
+            "--metrics-listen", "127.0.0.1:0",
+            "--log-level", "warn", *flags], port_file=port_file)
+
+    def noop(self):
+        port_file = os.path.join(self.root, f"noop-port-{time.monotonic_ns()}")
+        return self._start("noop", [
+            self.noop_bin, "--listen", "127.0.0.1:0",
+            "--port-file", port_file], port_file=port_file)
+
+    def redis(self):
+        port = free_port()
+
+        def ready(_server):
+            try:
+                with socket.create_connection(("127.0.0.1", port), 1) as s:
+                    s.sendall(b"PING\r\n")
+                    return s.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+        return self._start("redis", [
+            shutil.which("redis-server") or "/usr/bin/redis-server",
+            "--bind", "127.0.0.1", "--port", str(port),
+            "--save", "", "--appendonly", "no", "--dir", ".",
+            "--maxclients", "20000", "--loglevel", "warning",
+            "--daemonize", "no"], port=port, ready=ready)
+
+    def etcd(self, tmpfs=False):
+        """etcd 3.4 as Debian ships it, single member, data on disk (fsync
+        on every commit, as in production), or on /dev/shm with `tmpfs`."""
+        client, peer = free_port(), free_port()
+        data = tempfile.mkdtemp(prefix="etcd-data-", dir=self.root)
+        if tmpfs and os.path.isdir("/dev/shm"):
+            data = tempfile.mkdtemp(prefix="dogpiled-bench-etcd-",
+                                    dir="/dev/shm")
+            self.extra_dirs.append(data)
+
+        def ready(_server):
+            try:
+                url = f"http://127.0.0.1:{client}/health"
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    return b"true" in r.read()
+            except OSError:
+                return False
+        return self._start("etcd", [
+            shutil.which("etcd") or "/usr/bin/etcd", "--name", "bench",
+            "--data-dir", data,
+            "--listen-client-urls", f"http://127.0.0.1:{client}",
+            "--advertise-client-urls", f"http://127.0.0.1:{client}",
+            "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+            "--initial-cluster", f"bench=http://127.0.0.1:{peer}",
+            "--initial-cluster-state", "new",
+            "--logger", "zap", "--log-level", "error"],
+            port=client, ready=ready)
+
+
+def describe_machine():
+    """What the figures were measured on."""
+    info = {"nproc": os.cpu_count(), "kernel": os.uname().release}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            info["memory_gib"] = round(kb / 2**20, 1)
+    except OSError:
+        pass
+    for name, argv in (("redis", ["redis-server", "--version"]),
+                       ("etcd", ["etcd", "--version"])):
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True,
+                                 timeout=10).stdout
+            info[name] = out.splitlines()[0].strip() if out else "?"
+        except (OSError, subprocess.SubprocessError):
+            info[name] = "missing"
+    try:
+        info["grpc"] = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "libgrpc++-dev"],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        info["grpc"] = "?"
+    info["python"] = sys.version.split()[0]
+    return info
