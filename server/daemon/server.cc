@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <asio.hpp>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <limits>
 #include <iterator>
@@ -72,6 +73,14 @@ class DeadlineTimer {
   core::Coordinator& core_;
   asio::steady_timer timer_;
 };
+
+// Written to a temporary name and renamed, so a poller never reads half a
+// number.
+void WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream(tmp) << port << "\n";
+  std::rename(tmp.c_str(), path.c_str());
+}
 
 std::optional<std::string> ReadPem(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -198,7 +207,7 @@ int RunDaemon(const Config& config) {
     spdlog::info("metrics on http://{}/metrics (port {})",
                  config.metrics_listen, metrics->port());
     if (!config.metrics_port_file.empty()) {
-      std::ofstream(config.metrics_port_file) << metrics->port() << "\n";
+      WritePortFile(config.metrics_port_file, metrics->port());
     }
   }
 
@@ -248,7 +257,7 @@ int RunDaemon(const Config& config) {
   server->GetHealthCheckService()->SetServingStatus(true);
   spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
   if (!config.port_file.empty()) {
-    std::ofstream(config.port_file) << port << "\n";
+    WritePortFile(config.port_file, port);
   }
 
   asio::io_context io;

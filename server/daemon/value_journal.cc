@@ -111,7 +111,22 @@ core::StatusOr<std::unique_ptr<ValueJournal>> ValueJournal::Open(
   return journal;
 }
 
-ValueJournal::~ValueJournal() { Stop(); }
+// No final snapshot here: the core may already be gone. Stop() is the
+// graceful path; this only joins the thread and closes the log.
+ValueJournal::~ValueJournal() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+  if (fd_ >= 0) {
+    ::fsync(fd_);
+    ::close(fd_);
+  }
+}
 
 std::string ValueJournal::Path(uint64_t gen, const char* ext) const {
   return dir_ + "/values." + std::to_string(gen) + "." + ext;

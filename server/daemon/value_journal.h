@@ -47,7 +47,8 @@ class ValueJournal final : public core::Journal {
   // Writes a fresh snapshot of `core`, opens its log and starts the
   // background thread.
   core::Status Start(core::Coordinator* core);
-  // Final snapshot and sync, for a graceful shutdown.
+  // Final snapshot and sync, for a graceful shutdown; call it while the
+  // core is still alive. Destroying the journal without it only syncs.
   void Stop();
 
   void ValueStored(const core::PersistedValue& value) override;
