@@ -426,7 +426,7 @@ Waiter Coordinator::Unpark(uint64_t wait_id) {
   return waiter;
 }
 
-void Coordinator::Answer(Waiter& waiter, Status status) {
+void Coordinator::Answer(Waiter& waiter, const Status& status) {
   if (waiter.is_lock) {
     Defer([done = std::move(waiter.lock_done), status] { done(status); });
   } else {

@@ -154,7 +154,7 @@ class Coordinator {
                std::list<uint64_t>& line) DP_REQUIRES(mu_);
   // Unlinks a waiter everywhere and returns it (for answering).
   Waiter Unpark(uint64_t wait_id) DP_REQUIRES(mu_);
-  void Answer(Waiter& waiter, Status status) DP_REQUIRES(mu_);
+  void Answer(Waiter& waiter, const Status& status) DP_REQUIRES(mu_);
   void FireTimer(const TimerTarget& target) DP_REQUIRES(mu_);
 
   // --- dogpile (dogpile.cc) ---

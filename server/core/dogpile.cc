@@ -289,6 +289,7 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
                               AcquireCallback done) {
   Op op(this);
   auto answer = [&](StatusOr<AcquireResult> r) {
+    mu_.AssertHeld();  // runs only inside this locked call
     Defer([done, r = std::move(r)] { done(r); });
     return uint64_t{0};
   };

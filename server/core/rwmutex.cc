@@ -69,6 +69,7 @@ void Coordinator::ReleaseLock(Entry& entry, Token token) {
 uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
   Op op(this);
   auto answer = [&](StatusOr<LockResult> r) {
+    mu_.AssertHeld();  // runs only inside this locked call
     Defer([done, r = std::move(r)] { done(r); });
     return uint64_t{0};
   };

@@ -19,6 +19,7 @@
 #define DP_ACQUIRE(...) DP_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
 #define DP_RELEASE(...) DP_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
 #define DP_EXCLUDES(...) DP_THREAD_ANNOTATION(locks_excluded(__VA_ARGS__))
+#define DP_ASSERT_CAPABILITY(x) DP_THREAD_ANNOTATION(assert_capability(x))
 
 namespace dogpiled::core {
 
@@ -26,6 +27,9 @@ class DP_CAPABILITY("mutex") Mutex {
  public:
   void Lock() DP_ACQUIRE() { mu_.lock(); }
   void Unlock() DP_RELEASE() { mu_.unlock(); }
+  // Tells the analysis the lock is held where it cannot see it (lambdas
+  // run inside a locked call).
+  void AssertHeld() const DP_ASSERT_CAPABILITY(this) {}
 
  private:
   std::mutex mu_;
