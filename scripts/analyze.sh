@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Static analysis of the transport-free core (and the journal's record
+# format): clang's -Wthread-safety over the annotated shared state, then
+# clang-tidy with the checked-in .clang-tidy. Both fail on any finding.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FILES=(server/core/*.cc server/daemon/record_io.cc)
+FLAGS=(-std=c++20 -Iserver)
+echo "analyze: clang -Wthread-safety on ${#FILES[@]} files"
+for f in "${FILES[@]}"; do
+  clang++ "${FLAGS[@]}" -Wthread-safety -Wthread-safety-beta -Werror -fsyntax-only "$f"
+done
+echo "analyze: clang-tidy on ${#FILES[@]} files"
+printf '%s\n' "${FILES[@]}" |
+  xargs -P "$(nproc)" -I{} clang-tidy -quiet {} -- "${FLAGS[@]}"
+echo "analyze: clean"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Sanitizer builds, each in its own build folder:
+#   asan: AddressSanitizer + UndefinedBehaviorSanitizer, then the whole
+#         suite (minus the container, benchmark and soak runs, which test
+#         deployment and speed rather than memory safety) against it;
+#   tsan: ThreadSanitizer on the core's and the journal's unit tests (one
+#         has many threads hammering one Coordinator) and on the daemon
+#         serving the functional integration tests (the 1,000-waiter scale
+#         test is left to the normal build: TSan slows it past its waits).
+# Usage: scripts/sanitize.sh [asan] [tsan]   (no argument: both)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+JOBS=$(nproc)
+want=${*:-asan tsan}
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+for kind in $want; do
+  case "$kind" in
+    asan)
+      cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+        -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+      cmake --build build-asan -j"$JOBS"
+      (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+        ctest --output-on-failure -j"${CTEST_JOBS:-2}" -E "container|bench|soak|reliability")
+      ;;
+    tsan)
+      cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" \
+        -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+      cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs
+      export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp"
+      (cd build-tsan && ctest --output-on-failure -j"${CTEST_JOBS:-2}" \
+        -R "^(Concurrency|CoreTest|InvalidationTest|LockOnlyTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest)")
+      DOGPILED_BIN=build-tsan/server/dogpiled DOGPILED_PY_STUBS=build-tsan/python_stubs \
+        /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not thousand" \
+        tests/integration/test_sessions.py tests/integration/test_dogpile.py \
+        tests/integration/test_bad_input.py tests/integration/test_security.py \
+        tests/integration/test_section5.py
+      ;;
+    *) echo "sanitize: unknown kind '$kind' (asan, tsan)" >&2; exit 2 ;;
+  esac
+done
