@@ -18,13 +18,17 @@ COPY . /src
 # JOBS: parallel compile jobs (default: all cores).
 ARG JOBS=
 ENV CCACHE_DISABLE=1
+# The host build's flags without -g (same warnings under -Werror; no debug
+# info to compile and strip), and the build tree dropped in the same layer.
 RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -DNDEBUG" \
       -DBUILD_TESTING=OFF -DBUILD_BENCHMARKS=OFF \
  && cmake --build /build -j"${JOBS:-$(nproc)}" --target dogpiled dogpilectl \
  && mkdir -p /out/bin /out/lib \
  && cp /build/server/dogpiled /build/client/dogpilectl /out/bin/ \
  && cp -P /build/client/libdogpiled_client.so* /out/lib/ \
- && strip --strip-unneeded /out/bin/* /out/lib/libdogpiled_client.so.*.*
+ && strip --strip-unneeded /out/bin/* /out/lib/libdogpiled_client.so.*.* \
+ && rm -rf /build
 
 FROM debian:bookworm-slim
 # Runtime shared libraries only (their dependencies follow).
