@@ -333,9 +333,10 @@ def _tokens(run, report, key, gs):
 
 def _fencing(run, report, key, gs, releases, closes):
     """A release is accepted only while its grant could still be held: not
-    after a later creator of the key was seen, not after the session's Close
-    was answered, not by a daemon other than the one that granted it. A
-    creator is refused only after its creation timeout could have passed."""
+    after a later creator of the key was seen, not past the creation
+    timeout, not after the session's Close was answered, not by a daemon
+    other than the one that granted it. A creator is refused only after its
+    creation timeout could have passed."""
     creators = sorted((g for g in gs if g.role == "create"), key=lambda g: g.got)
     times = [g.got for g in creators]
     best = []
@@ -353,6 +354,12 @@ def _fencing(run, report, key, gs, releases, closes):
                 if closed:
                     report.bad("stale_publish", f"{key}: {r.kind} of {g} accepted after its "
                                                 f"session was closed")
+                ct = g.op.f.get("ct")
+                if ct is not None and r.t > g.got + ct / 1000 + SLACK:
+                    # The deadline ran from the grant, before g.got.
+                    report.bad("late_accept", f"{key}: {r.kind} of {g} accepted though sent "
+                                              f"{(r.t - g.got) * 1000:.0f} ms after the grant, "
+                                              f"past its {ct} ms creation timeout")
                 _, exited = run.epoch_end(g.got)
                 if exited < r.t:
                     report.bad("stale_publish", f"{key}: {r.kind} of {g} accepted by a daemon "

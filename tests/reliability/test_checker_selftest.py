@@ -302,3 +302,12 @@ def test_double_release(tmp_path):
     s.publish(W0, 1, 10, 0.3, 0.31)
     s.publish(W0, 1, 10, 0.4, 0.41)
     assert "double_release" in kinds(s.check())
+
+
+@pytest.mark.parametrize("publish_at, bad", [(1.65, False), (1.8, True)])
+def test_publish_accepted_past_the_creation_timeout(tmp_path, publish_at, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2, ct=1500)  # the deadline is before 1.7
+    s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
+    assert ("late_accept" in kinds(s.check())) == bad
