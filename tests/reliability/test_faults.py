@@ -40,7 +40,8 @@ def worker_config(run_seconds):
 def test_faults_history_is_consistent(tmp_path):
     seconds = settings.seconds("DOGPILED_FAULTS_SECONDS", 60, 180)
     workers = 6 if settings.quick() else 8
-    cluster = Cluster(tmp_path, workers, worker_config(seconds), seed=int(time.time()))
+    seed = int(time.time())
+    cluster = Cluster(tmp_path, workers, worker_config(seconds), seed=seed)
     try:
         cluster.start()
         cluster.run(seconds, interval=(0.6, 1.6))
@@ -55,7 +56,7 @@ def test_faults_history_is_consistent(tmp_path):
     report = check(tmp_path)
     text = report.text()
     (tmp_path / "report.txt").write_text(text + "\n")
-    print(f"\n{text}\nhistories: {tmp_path}")
+    print(f"\n{text}\nhistories: {tmp_path} (nemesis seed {seed})")
 
     assert not cluster.problems, "\n".join(cluster.problems)
     assert not report.violations, text

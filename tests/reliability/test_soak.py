@@ -32,7 +32,7 @@ def thirds(samples):
 def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
     seconds = settings.seconds("DOGPILED_SOAK_SECONDS", 50, 600)
     daemon = Daemon("--invalidation-horizon-ms", str(HORIZON_MS))
-    samples = []  # (time, rss KiB, threads, sessions)
+    samples = []  # (time, rss KiB, threads, sessions, stored bytes)
     workers = []
     try:
         daemon.start()
@@ -45,8 +45,9 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
                     stdout=subprocess.PIPE, stderr=err, cwd=settings.HERE))
         deadline = started + seconds + 120
         while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
+            stats = daemon.stats()
             samples.append((time.monotonic() - started, daemon.rss_kib(), daemon.threads(),
-                            daemon.stats().sessions))
+                            stats.sessions, stats.stored_bytes))
             time.sleep(0.5)
         outputs = []
         for i, w in enumerate(workers):
@@ -83,7 +84,10 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
     summary = (f"sessions opened {counts['sessions']}, peak open {max(s[3] for s in samples)}, "
                f"rpcs {counts['rpc']}; RSS median {rss_first} -> {rss_last} KiB; threads max "
                f"{threads_first} -> {threads_last}; counts {dict(sorted(counts.items()))}")
-    print("\n" + summary)
+    # Stored values grow as more keys get one: part of any RSS growth.
+    timeline = " ".join(f"{t:.0f}s:{rss / 1024:.1f}M/{threads}t/{stored // 1024}K"
+                        for t, rss, threads, _, stored in samples[::max(1, len(samples) // 10)])
+    print(f"\n{summary}\nRSS/threads/stored values over time: {timeline}")
 
     assert not [k for k in counts if k.startswith("unexpected")], (summary, unexpected)
     # Busy enough to mean something: thousands over the run, hundreds at once.
