@@ -15,6 +15,7 @@ TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-dogpile.cache python3-pip python3-setuptools openssl
+  systemd   # systemd-analyze checks deploy/dogpiled.service
 )
 # benchmarks (bench/): peers, the Redis client library, plots, profilers
 BENCH=(
