@@ -36,6 +36,7 @@ import pathlib
 import sys
 
 from history import load
+from invalidations import check_values, marks_by_key
 
 INF = math.inf
 # Rounding in the daemon: its deadlines are whole milliseconds of the same
@@ -54,6 +55,7 @@ ALLOWED = {
     "lock": COMMON,
     "unlock": COMMON | {"FAILED_PRECONDITION"},
     "close": COMMON,
+    "invalidate": {"UNAVAILABLE", "CANCELLED", "CLOSED"},
 }
 RELEASES = ("publish", "abandon", "unlock")
 TIGHT = 0.005
@@ -196,7 +198,7 @@ def check(folder):
     # (key, token, session) -> ops: a grant is released by its own session,
     # which keeps grants apart even if a daemon bug repeats a token.
     releases = collections.defaultdict(list)
-    grants = []
+    grants, invalidations = [], []
     for op in ops:
         report.counts["invoked"] += 1
         if op.kind == "open" and op.ok:
@@ -209,6 +211,8 @@ def check(folder):
             grants.append(Grant(op, "create"))
         elif op.kind == "lock" and op.ok and op.end["acquired"]:
             grants.append(Grant(op, op.f["mode"]))
+        elif op.kind == "invalidate":
+            invalidations.append(op)
 
     def session_end_bound(sid):
         opened, ttl = sessions[sid]
@@ -217,8 +221,10 @@ def check(folder):
         return min(renewed + ttl - SLACK, closed)
 
     _completions(run, report)
+    marks = marks_by_key(invalidations, {op.f["key"] for op in ops if "key" in op.f})
     for g in grants:
-        _bound(run, report, g, releases.get((g.key, g.token, g.sid), []), session_end_bound)
+        _bound(run, report, g, releases.get((g.key, g.token, g.sid), []), session_end_bound,
+               marks[g.key])
     by_key = collections.defaultdict(list)
     for g in grants:
         by_key[g.key].append(g)
@@ -226,8 +232,10 @@ def check(folder):
         _exclusive(run, report, key, [g for g in gs if g.role == "create"], "two_creators")
         _exclusive(run, report, key, [g for g in gs if g.role != "create"], "rw_overlap")
         _tokens(run, report, key, gs)
-        _fencing(run, report, key, gs, releases, closes)
+        _fencing(run, report, key, gs, releases, closes, marks[key])
     _values(run, report, releases)
+    check_values(run, report, marks, {(g.key, g.token): g.got for g in grants
+                                      if g.role == "create"})
     report.counts["sessions"] = len(sessions)
     report.counts["grants_create"] = sum(g.role == "create" for g in grants)
     report.counts["grants_read"] = sum(g.role == "read" for g in grants)
@@ -269,11 +277,11 @@ def _completions(run, report):
             if took < op.f["wait"] / 1000 - SLACK:
                 report.bad("early_timeout", f"{op.id} lock waited {took * 1000:.0f} ms of "
                                             f"{op.f['wait']} ms")
-        elif op.kind in ("publish", "abandon", "unlock", "open"):
+        elif op.kind in ("publish", "abandon", "unlock", "open", "invalidate"):
             report.counts[op.kind + "_ok"] += 1
 
 
-def _bound(run, report, g, rels, session_end_bound):
+def _bound(run, report, g, rels, session_end_bound, marks):
     """Sets g.until: the grant was surely still held up to then."""
     accepted = [r for r in rels if r.ok]
     if len(accepted) > 1:
@@ -284,7 +292,8 @@ def _bound(run, report, g, rels, session_end_bound):
     signal, _ = run.epoch_end(g.asked)
     until = min(session_end_bound(g.sid), signal, min((r.t for r in rels), default=INF))
     if g.role == "create":
-        until = min(until, g.asked + g.op.f["ct"] / 1000 - SLACK)
+        until = min(until, g.asked + g.op.f["ct"] / 1000 - SLACK,
+                    marks.earliest_sent_of_pending(g.asked))
     g.until = until
     if not rels:
         report.counts["orphaned_" + g.role] += 1
@@ -331,12 +340,13 @@ def _tokens(run, report, key, gs):
                                       f"was received at {run.rel(earlier.got)}")
 
 
-def _fencing(run, report, key, gs, releases, closes):
+def _fencing(run, report, key, gs, releases, closes, marks):
     """A release is accepted only while its grant could still be held: not
     after a later creator of the key was seen, not past the creation
-    timeout, not after the session's Close was answered, not by a daemon
-    other than the one that granted it. A creator is refused only after its
-    creation timeout could have passed."""
+    timeout, not after an invalidation sent after the election returned,
+    not after the session's Close was answered, not by a daemon other than
+    the one that granted it. A creator is refused only after its creation
+    timeout or an invalidation could have ended its role."""
     creators = sorted((g for g in gs if g.role == "create"), key=lambda g: g.got)
     times = [g.got for g in creators]
     best = []
@@ -354,6 +364,10 @@ def _fencing(run, report, key, gs, releases, closes):
                 if closed:
                     report.bad("stale_publish", f"{key}: {r.kind} of {g} accepted after its "
                                                 f"session was closed")
+                if g.role == "create" and marks.latest_sent_of_returned(r.t) > g.got:
+                    report.bad("stale_publish", f"{key}: {r.kind} of {g} accepted though an "
+                                                f"invalidation sent after its election had "
+                                                f"returned")
                 ct = g.op.f.get("ct")
                 if ct is not None and r.t > g.got + ct / 1000 + SLACK:
                     # The deadline ran from the grant, before g.got.
@@ -367,7 +381,8 @@ def _fencing(run, report, key, gs, releases, closes):
             elif r.code() == "FAILED_PRECONDITION":
                 report.counts[r.kind + "_refused"] += 1
                 ct = g.op.f.get("ct")
-                if ct is None or r.end["t"] < g.asked + ct / 1000 - SLACK:
+                invalidated = marks.earliest_sent_of_pending(g.asked) < r.end["t"]
+                if ct is None or (r.end["t"] < g.asked + ct / 1000 - SLACK and not invalidated):
                     report.bad("spurious_refusal", f"{key}: {r.kind} of {g} refused at "
                                                    f"{run.rel(r.end['t'])} while the grant "
                                                    f"could not have ended")

@@ -311,3 +311,54 @@ def test_publish_accepted_past_the_creation_timeout(tmp_path, publish_at, bad):
     s.create(W0, 1, 10, 0.1, 0.2, ct=1500)  # the deadline is before 1.7
     s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
     assert ("late_accept" in kinds(s.check())) == bad
+
+
+def invalidated(s, hard, sent=0.4, key="k"):
+    """worker-2 invalidates `key` ("" for the registry) at `sent`; it returns
+    10 ms later."""
+    s.open(W2, 3, 0.0)
+    s.rpc(W2, "invalidate", sent, sent + 0.01, key=key, hard=hard)
+
+
+@pytest.mark.parametrize("hard, outcome, asked, bad", [
+    (False, "FRESH", 0.405, False),  # sent before the invalidation returned
+    (False, "STALE", 0.5, False),    # soft: the old value stays as a fallback
+    (False, "FRESH", 0.5, True),
+    (True, "STALE", 0.5, True),      # hard: the old value counts as absent
+])
+def test_invalidated_values_are_not_served(tmp_path, hard, outcome, asked, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    invalidated(s, hard, key="")
+    s.read(W0, 1, "10", asked, asked + 0.05, outcome=outcome)
+    assert ("invalidated_value" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("publish_at, bad", [(0.405, False), (0.5, True)])
+def test_publish_accepted_after_an_invalidation_returned(tmp_path, publish_at, bad):
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2)
+    invalidated(s, hard=False)
+    s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
+    assert ("stale_publish" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("invalidate, bad", [(True, False), (False, True)])
+def test_an_invalidation_can_end_a_role_early(tmp_path, invalidate, bad):
+    """A refusal and a successor before the creation timeout are fine only
+    if an invalidation came in between."""
+    s = Story(tmp_path)
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2, ct=5000)
+    if invalidate:
+        invalidated(s, hard=True)
+    s.open(W1, 2, 0.0, ttl=60_000)
+    s.create(W1, 2, 11, 0.3, 0.6)
+    s.publish(W1, 2, 11, 0.7, 0.71)
+    s.publish(W0, 1, 10, 0.8, 0.81, code="FAILED_PRECONDITION")
+    found = kinds(s.check())
+    assert ("two_creators" in found) == bad
+    assert ("spurious_refusal" in found) == bad

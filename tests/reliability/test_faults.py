@@ -3,7 +3,8 @@
 Client processes do dogpile and RW-mutex work on a few keys against the real
 daemon while a nemesis SIGKILLs and SIGSTOPs them, closes their channels,
 cuts their KeepAlive streams, and restarts the daemon with SIGTERM and
-SIGKILL on the same port and state folder. Afterwards checker.py reads every
+SIGKILL on the same port and state folder (values and invalidations kept
+with --fsync always). Afterwards checker.py reads every
 history and must find no violation; the run must also have been busy enough
 that a pass means something.
 
@@ -30,6 +31,7 @@ def worker_config(run_seconds):
         "ttl_ms": TTL_MS,
         "creation_timeout_ms": 1500,
         "rpc_slack_s": 15,  # our own deadline past the wait: "never answered"
+        "invalidate_share": 0.03,  # of all operations; dogpile_share includes it
         "dogpile_share": 0.55,
         "abandon_share": 0.15,
         "late_creator_share": 0.02,
@@ -41,7 +43,10 @@ def test_faults_history_is_consistent(tmp_path):
     seconds = settings.seconds("DOGPILED_FAULTS_SECONDS", 60, 180)
     workers = 6 if settings.quick() else 8
     seed = int(time.time())
-    cluster = Cluster(tmp_path, workers, worker_config(seconds), seed=seed)
+    # Every answered Invalidate must survive a SIGKILL: the checker holds the
+    # restarted daemon to it.
+    cluster = Cluster(tmp_path, workers, worker_config(seconds), seed=seed,
+                      daemon_args=("--fsync", "always"))
     try:
         cluster.start()
         cluster.run(seconds, interval=(0.6, 1.6))
@@ -72,6 +77,7 @@ def test_faults_history_is_consistent(tmp_path):
     assert counts["tight_two_creators"] >= 1 and counts["tight_rw_overlap"] >= 1, text
     assert counts["publish_refused"] >= 1, text  # late creators were fenced off
     assert counts["fail_NOT_FOUND"] >= 1, text   # sessions were lost and reopened
+    assert counts["invalidate_ok"] >= seconds / 10, text
     for kind in ("kill_client", "pause_client", "drop_channel", "cut_keepalive",
                  "restart_daemon_term", "restart_daemon_kill"):
         assert report.faults[kind] >= 1, text

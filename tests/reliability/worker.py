@@ -2,7 +2,8 @@
 
 Runs a few client threads. Each owns a session with its own KeepAlive stream
 and loops over dogpile work (Acquire with waits; on CREATE sleep, then
-Publish or Abandon) and RW-mutex work (Lock, hold, Unlock) on a few keys.
+Publish or Abandon; now and then Invalidate) and RW-mutex work (Lock, hold,
+Unlock) on a few keys.
 Every RPC is logged before it is sent ("inv") and when it ends ("ok" or
 "fail"), so the checker can bound when the daemon acted on it.
 
@@ -233,9 +234,12 @@ class Client(threading.Thread):
     def run(self):
         try:
             while not self._w.stopping.is_set():
+                roll = self.rng.random()
                 if self.sid is None:
                     self.open_session()
-                elif self.rng.random() < self.cfg["dogpile_share"]:
+                elif roll < self.cfg["invalidate_share"]:
+                    self.invalidate()
+                elif roll < self.cfg["dogpile_share"]:
                     self.dogpile()
                 else:
                     self.rw()
@@ -251,7 +255,7 @@ class Client(threading.Thread):
         lock_only = rng.random() < 0.1
         request = dogpile_pb2.AcquireRequest(
             registry=self.cfg["registry"], key=key, session_id=self.sid,
-            expire_ms=rng.choice([-1, 150, 400]), max_stale_ms=rng.choice([0, 0, 150]),
+            expire_ms=rng.choice([-1, 150, 400, 0]), max_stale_ms=rng.choice([0, 0, 150]),
             wait_timeout_ms=wait, creation_timeout_ms=ct)
         if lock_only:
             request.client_created_time = 0.0  # "I have no value": wait or create
@@ -281,6 +285,15 @@ class Client(threading.Thread):
                 value=value.encode(), **common),
                 key=key, sid=self.sid, token=got.token, value=value, late_creator=late)
         self.react(code)
+
+    def invalidate(self):
+        # "" invalidates the whole registry.
+        key = self.rng.choice(self.cfg["keys"] + [""])
+        hard = self.rng.random() < 0.5
+        _, code = self.call("invalidate", 1, "Invalidate", dogpile_pb2.InvalidateRequest(
+            registry=self.cfg["registry"], key=key, hard=hard), key=key, hard=hard)
+        if code in ("UNAVAILABLE", "LATE"):
+            self.backoff()
 
     def rw(self):
         rng, key = self.rng, self.rng.choice(self.cfg["keys"])
