@@ -97,6 +97,13 @@ def killed_creator(s, successor_got):
     s.publish(W1, 2, 11, successor_got + 0.1, successor_got + 0.11)
 
 
+def elected(s, ct=1500):
+    """worker-0 opens a long session and is elected creator of "k" with
+    token 10 (asked at 0.1, answered at 0.2)."""
+    s.open(W0, 1, 0.0, ttl=60_000)
+    s.create(W0, 1, 10, 0.1, 0.2, ct=ct)
+
+
 def kinds(report):
     return set(report.kinds())
 
@@ -145,8 +152,7 @@ def test_two_creators_when_a_dead_creator_could_still_hold_the_role(tmp_path, su
 @pytest.mark.parametrize("publish_at, bad", [(0.75, False), (1.0, True)])
 def test_two_creators_when_a_publish_is_accepted_after_the_next_grant(tmp_path, publish_at, bad):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
     s.open(W1, 2, 0.0, ttl=60_000)
     s.create(W1, 2, 11, 0.3, 0.8)
@@ -158,8 +164,7 @@ def test_two_creators_when_a_publish_is_accepted_after_the_next_grant(tmp_path, 
 
 def test_stale_publish_after_creation_timeout(tmp_path):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     s.publish(W0, 1, 10, 1.8, 1.81)  # accepted, though token 11 already held the role
     s.open(W1, 2, -5.0)  # a session we know nothing recent of: no overlap to see
     s.create(W1, 2, 11, 0.3, 1.7)
@@ -259,8 +264,7 @@ def test_unexpected_status_and_outcome(tmp_path):
 @pytest.mark.parametrize("refused_at, bad", [(1.7, False), (1.2, True)])
 def test_spurious_refusal_of_a_creator(tmp_path, refused_at, bad):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2, ct=1500)
+    elected(s)
     s.publish(W0, 1, 10, refused_at - 0.01, refused_at, code="FAILED_PRECONDITION")
     assert ("spurious_refusal" in kinds(s.check())) == bad
 
@@ -286,8 +290,7 @@ def test_waits_that_end_early(tmp_path):
 @pytest.mark.parametrize("value, bad", [("10", False), ("12", True), ("L10", True)])
 def test_values_come_from_accepted_publishes(tmp_path, value, bad):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     s.publish(W0, 1, 10, 0.3, 0.31)
     s.create(W0, 1, 12, 0.4, 0.5)
     s.publish(W0, 1, 12, 0.6, 0.61, code="FAILED_PRECONDITION")
@@ -297,8 +300,7 @@ def test_values_come_from_accepted_publishes(tmp_path, value, bad):
 
 def test_double_release(tmp_path):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     s.publish(W0, 1, 10, 0.3, 0.31)
     s.publish(W0, 1, 10, 0.4, 0.41)
     assert "double_release" in kinds(s.check())
@@ -328,8 +330,7 @@ def invalidated(s, hard, sent=0.4, key="k"):
 ])
 def test_invalidated_values_are_not_served(tmp_path, hard, outcome, asked, bad):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     s.publish(W0, 1, 10, 0.3, 0.31)
     invalidated(s, hard, key="")
     s.read(W0, 1, "10", asked, asked + 0.05, outcome=outcome)
@@ -339,8 +340,7 @@ def test_invalidated_values_are_not_served(tmp_path, hard, outcome, asked, bad):
 @pytest.mark.parametrize("publish_at, bad", [(0.405, False), (0.5, True)])
 def test_publish_accepted_after_an_invalidation_returned(tmp_path, publish_at, bad):
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2)
+    elected(s)
     invalidated(s, hard=False)
     s.publish(W0, 1, 10, publish_at, publish_at + 0.01)
     assert ("stale_publish" in kinds(s.check())) == bad
@@ -351,8 +351,7 @@ def test_an_invalidation_can_end_a_role_early(tmp_path, invalidate, bad):
     """A refusal and a successor before the creation timeout are fine only
     if an invalidation came in between."""
     s = Story(tmp_path)
-    s.open(W0, 1, 0.0, ttl=60_000)
-    s.create(W0, 1, 10, 0.1, 0.2, ct=5000)
+    elected(s, ct=5000)
     if invalidate:
         invalidated(s, hard=True)
     s.open(W1, 2, 0.0, ttl=60_000)
