@@ -18,6 +18,8 @@ interval only up to the earliest moment something could have ended it:
   - the session's end: not before Close was sent, nor before the TTL ran out
     counted from the last renewal we know of (an answered KeepAlive renewed
     after its request was sent; Open counts as a renewal);
+  - an invalidation of the key (creators only): not before it was sent, if
+    it may have been applied after the grant;
   - the daemon's death: not before the nemesis sent the signal to the
     daemon that could have granted it (the first one still running when the
     grant was asked for).
@@ -26,6 +28,11 @@ Two grants whose known-held intervals overlap were held together for real,
 whatever the timing; a grant we cannot bound (a killed creator with no
 renewal after its grant) simply contributes a shorter interval. So the
 check fails for real violations and never for slow processes.
+
+Each violation has a kind: two_creators, rw_overlap, stale_publish,
+late_accept, spurious_refusal, token_order, token_repeat, double_release,
+invalidated_value, value, unanswered, early_timeout, status, unfinished,
+history, crash.
 
 Usage: checker.py FOLDER  (prints the report; exit 1 on any violation).
 """

@@ -241,14 +241,15 @@ def test_unanswered_calls(tmp_path):
     assert report.kinds()["unanswered"] == 2
 
 
-def test_worker_that_never_finished_and_torn_history(tmp_path):
+def test_worker_that_never_finished_crashed_or_left_a_torn_history(tmp_path):
     s = Story(tmp_path)
     s.open(W0, 1, 0.0)
     report = s.check(exits=False)
     assert "unfinished" in kinds(report)
     with open(tmp_path / W1, "a") as f:
+        f.write('{"ev": "crash", "t": 0.5, "traceback": "Traceback ..."}\n')
         f.write('{"ev": "inv", "t": 1')
-    assert "history" in kinds(check(tmp_path))
+    assert {"history", "crash"} <= kinds(check(tmp_path))
 
 
 def test_unexpected_status_and_outcome(tmp_path):
