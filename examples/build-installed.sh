@@ -29,12 +29,21 @@ if grep -rlE '#include <(grpc|grpcpp|google/protobuf)' \
   exit 1
 fi
 
-launcher=()
+# Same compiler and flags as the installed build (a sanitizer build's
+# library needs its runtime in the program too).
+cache_value() {
+  sed -n "s/^$1:[A-Z]*=//p" "$build_dir/CMakeCache.txt"
+}
+settings=(
+  -DCMAKE_PREFIX_PATH="$scratch/prefix"
+  -DCMAKE_CXX_COMPILER="$(cache_value CMAKE_CXX_COMPILER)"
+  -DCMAKE_CXX_FLAGS="$(cache_value CMAKE_CXX_FLAGS)"
+  -DCMAKE_EXE_LINKER_FLAGS="$(cache_value CMAKE_EXE_LINKER_FLAGS)"
+)
 if command -v ccache >/dev/null; then
-  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  settings+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 fi
-cmake -S "$here" -B "$scratch/example" -DCMAKE_PREFIX_PATH="$scratch/prefix" \
-  "${launcher[@]}" >/dev/null
+cmake -S "$here" -B "$scratch/example" "${settings[@]}" >/dev/null
 cmake --build "$scratch/example" -j1 >/dev/null
 
 "$daemon" --listen 127.0.0.1:0 --port-file "$scratch/port" \

@@ -30,9 +30,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   args.SetMaxReceiveMessageSize(-1);
   // gRPC's default reconnect backoff grows from 1 s to 2 min; a session
   // must be renewed within its TTL (10 s by default), so come back sooner
-  // after a daemon restart or a network blip.
+  // after a daemon restart or a network blip. (Not MIN_RECONNECT_BACKOFF:
+  // gRPC also uses it as the connect timeout, and a short one fails
+  // handshakes with a busy daemon.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }

@@ -22,6 +22,15 @@ class DogpilectlTest : public testing::DaemonTest {
   CliResult Run(const std::vector<std::string>& args) {
     return RunCli(daemon_->target(), args);
   }
+  // Exit 0, or a failure that shows dogpilectl's stderr.
+  ::testing::AssertionResult Succeeds(const std::vector<std::string>& args) {
+    const CliResult r = Run(args);
+    if (r.exit_code == 0) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure()
+           << "exit " << r.exit_code << ": " << r.err;
+  }
 };
 
 TEST_F(DogpilectlTest, HealthIsServing) {
@@ -111,7 +120,7 @@ TEST_F(DogpilectlTest, PeekShowsTheValueOrExits1) {
   CliResult r = Run({"peek", "users", "42"});
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_NE(r.out.find("(none)"), std::string::npos) << r.out;
-  ASSERT_EQ(Run({"get", "users", "42", "--create", "echo hi"}).exit_code, 0);
+  ASSERT_TRUE(Succeeds({"get", "users", "42", "--create", "echo hi"}));
   r = Run({"peek", "users", "42"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("hi"), std::string::npos) << r.out;
@@ -123,8 +132,8 @@ TEST_F(DogpilectlTest, PeekShowsTheValueOrExits1) {
 }
 
 TEST_F(DogpilectlTest, InvalidateOneKeyHardOrTheRegistrySoft) {
-  ASSERT_EQ(Run({"get", "users", "a", "--create", "echo 1"}).exit_code, 0);
-  ASSERT_EQ(Run({"get", "users", "b", "--create", "echo 2"}).exit_code, 0);
+  ASSERT_TRUE(Succeeds({"get", "users", "a", "--create", "echo 1"}));
+  ASSERT_TRUE(Succeeds({"get", "users", "b", "--create", "echo 2"}));
   CliResult r = Run({"invalidate", "users", "a", "--hard"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_FALSE(client_->Peek("users", "a")->has_value);
@@ -146,9 +155,8 @@ TEST_F(DogpilectlTest, LockHoldsWhileTheCommandRunsAndPassesItsStatus) {
   r = Run({"lock", "--write", "jobs", "nightly", "--", "sh", "-c", "exit 5"});
   EXPECT_EQ(r.exit_code, 5) << r.err;
   // Released after the command: a try-lock now succeeds.
-  EXPECT_EQ(Run({"lock", "-n", "--write", "jobs", "nightly", "--", "true"})
-                .exit_code,
-            0);
+  EXPECT_TRUE(Succeeds({"lock", "-n", "--write", "jobs", "nightly", "--",
+                        "true"}));
   EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 0u);
 }
 
@@ -162,10 +170,10 @@ TEST_F(DogpilectlTest, ReadLocksShare) {
 }
 
 TEST_F(DogpilectlTest, LockOnAMissingCommandExits127) {
-  EXPECT_EQ(Run({"lock", "--write", "jobs", "nightly", "--",
-                 "/no/such/command"})
-                .exit_code,
-            127);
+  CliResult r;
+  r = Run({"lock", "--write", "jobs", "nightly", "--", "/no/such/command"});
+  EXPECT_EQ(r.exit_code, 127) << r.err;
+  EXPECT_NE(r.err.find("/no/such/command"), std::string::npos) << r.err;
 }
 
 TEST_F(DogpilectlTest, LostSessionStopsTheCommandAndExits7) {
@@ -184,7 +192,7 @@ TEST_F(DogpilectlTest, LostSessionStopsTheCommandAndExits7) {
 }
 
 TEST_F(DogpilectlTest, StatsJsonHasTheCounters) {
-  ASSERT_EQ(Run({"get", "users", "42", "--create", "echo 1"}).exit_code, 0);
+  ASSERT_TRUE(Succeeds({"get", "users", "42", "--create", "echo 1"}));
   CliResult r = Run({"stats", "--json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const json j = json::parse(r.out);

@@ -127,7 +127,9 @@ TEST_F(TlsTest, ServesOverTlsAndRefusesPlaintext) {
   auto daemon = Daemon::Start(
       {"--tls-cert", d + "/server.pem", "--tls-key", d + "/server.key"});
   Client client(TlsOptionsFor(*daemon, /*with_cert=*/false));
-  EXPECT_EQ(*client.CheckHealth(), HealthStatus::kServing);
+  StatusOr<HealthStatus> health = client.CheckHealth();
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(*health, HealthStatus::kServing);
   StatusOr<Session> session = Session::Open(client);
   ASSERT_TRUE(session.ok()) << session.status().ToString();
   Dogpile dogpile(*session, "users", "42");
