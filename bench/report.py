@@ -52,7 +52,9 @@ def median_parked(results):
 
 
 def _ratio(a, b):
-    return f"{a / b:.2f}×" if a and b else "–"
+    if not a or not b:
+        return "–"
+    return f"{a / b:.2f}×" if a / b >= 0.1 else f"1/{b / a:,.0f}×"
 
 
 def _big_ratio(a, b):
@@ -124,6 +126,16 @@ def summary_rows(results):
         rows.append((f"4. contended handoff, {label}", f"{rate:,.0f}/s",
                      _ratio(rate, c), "; ".join(peers), "≥ 50× etcd",
                      _verdict(ok)))
+    c1 = _run(results, "ceiling", "noop (1 in flight)")
+    w = _run(results, "handoff", "dogpiled write lock")
+    if c1 and w and c1["latency"].get("p50_us"):
+        # A handoff needs at least one round trip (release in, grant out).
+        bound = 1e6 / c1["latency"]["p50_us"]
+        rows.append(("4. bound for any lock served over gRPC here: one no-op "
+                     "round trip (p50) per handoff", f"{bound:,.0f}/s", "",
+                     f"dogpiled write lock reaches "
+                     f"{_ratio(w['handoffs_per_sec'], bound)} of it", "",
+                     "–"))
     sweep = results["scenarios"].get("handoff_sweep", {})
     for label in sweep:
         if not label.startswith("dogpiled"):
@@ -180,6 +192,12 @@ def summary_rows(results):
                      "after one Publish", f"{t:,.1f} ms",
                      f"floor {ft:,.1f} ms: {_ratio(t, ft)}", "",
                      "≤ 1.25× floor", _verdict(t <= 1.25 * ft if ft else None)))
+        cpu, fcpu = (pk.get("release_server_cpu_ms"),
+                     floor.get("release_server_cpu_ms") if floor else None)
+        if cpu:
+            rows.append(("6. server CPU to answer them all", f"{cpu:,.0f} ms",
+                         f"floor {fcpu:,.0f} ms: {_ratio(cpu, fcpu)}"
+                         if fcpu else "", "", "", "–"))
         d = pk["during"]
         rows.append((f"6. daemon while {pk['waiters']:,} are parked",
                      f"{d['rss_kb'] / 1024:,.0f} MiB, {d['threads']} threads",
@@ -207,7 +225,8 @@ def markdown(results, img_prefix=""):
            f"CPUs ({m.get('cpu', '?')}), {m.get('memory_gib', '?')} GiB, "
            f"Linux {m.get('kernel')}; gRPC {m.get('grpc')}, "
            f"{m.get('redis', '').split(' sha=')[0]}, {m.get('etcd')}.", "",
-           f"Command: `{results['command']}`", "",
+           f"Command: `{results['command']}` (checkout "
+           f"{results.get('commit', '?')}).", "",
            "| figure | dogpiled | vs ceiling / floor | vs peers | target | |",
            "| --- | --- | --- | --- | --- | --- |"]
     for row in summary_rows(results):

@@ -30,11 +30,12 @@ ROOT = os.path.dirname(HERE)
 MODES = {
     "quick": dict(seconds=1.0, warmup=0.3, rounds=1, concurrency=32,
                   connections=4, handoff_clients=8, stampede_clients=50,
-                  parked=2000, scale=[1, 1000, 10000], handoff_sweep=[]),
+                  parked=2000, scale=[1, 1000, 10000], handoff_sweep=[],
+                  parked_rounds=1),
     "full": dict(seconds=5.0, warmup=1.0, rounds=5, concurrency=32,
                  connections=4, handoff_clients=8, stampede_clients=1000,
                  parked=10000, scale=[1, 1000, 1000000],
-                 handoff_sweep=[2, 64]),
+                 handoff_sweep=[2, 64], parked_rounds=9),
 }
 SCENARIOS = ["ceiling", "fresh", "election", "handoff", "stampede", "parked",
              "scale"]
@@ -111,12 +112,14 @@ def run_all(args, cfg, srv, runner, results):
         sc["ceiling"] = {"noop": median_run(ceil), "noop (1 in flight)":
                          runner.bench("ceiling", "noop, 1 in flight", budget,
                                       target=noop.address, system="noop",
-                                      concurrency=1, **common)}
+                                      server_pid=noop.pid, concurrency=1,
+                                      **common)}
         sc["fresh"] = {
             "dogpiled": median_run(fresh),
             "dogpiled (1 in flight)": runner.bench(
                 "fresh", "dogpiled, 1 in flight", budget, target=d.address,
-                system="dogpiled", keys=1, concurrency=1, **common),
+                system="dogpiled", keys=1, server_pid=d.pid, concurrency=1,
+                **common),
             "redis GET": runner.bench(
                 "fresh", "redis GET", budget, system="redis",
                 redis_port=redis.port, keys=1,
@@ -199,7 +202,7 @@ def run_all(args, cfg, srv, runner, results):
     if "parked" in args.only:
         # Fresh servers each round, so "before" is a clean baseline.
         runs = {"dogpiled": [], "noop": []}
-        for r in range(cfg["rounds"]):
+        for r in range(cfg["parked_rounds"]):
             order = [("dogpiled", srv.dogpiled), ("noop", srv.noop)]
             for system, start in order[::1 if r % 2 == 0 else -1]:
                 server = start()
@@ -241,7 +244,13 @@ def main():
     cfg = MODES[mode]
     os.makedirs(args.out, exist_ok=True)
 
-    results = {"mode": mode, "config": cfg,
+    try:
+        commit = subprocess.run(
+            ["git", "-C", ROOT, "describe", "--always", "--dirty"],
+            capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = "?"
+    results = {"mode": mode, "config": cfg, "commit": commit,
                "command": " ".join(["bench/run.py"] + sys.argv[1:]),
                "machine": servers_mod.describe_machine(),
                "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

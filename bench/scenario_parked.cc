@@ -102,6 +102,7 @@ nlohmann::json RunParked(const Options& options) {
   Answers answers(n);
   nlohmann::json run;
   int64_t released_ns = 0;
+  int64_t server_cpu_ns = 0;
   std::unique_ptr<DogpiledClient> client;
   std::vector<std::unique_ptr<Noop::Stub>> noop;
   std::vector<std::unique_ptr<Call<v1::AcquireRequest, v1::AcquireResponse>>>
@@ -168,6 +169,7 @@ nlohmann::json RunParked(const Options& options) {
     publish.set_token(token);
     publish.set_value(std::string(options.value_bytes, 'v'));
     v1::PublishResponse published;
+    server_cpu_ns = CpuTimeNs(options.server_pid);
     released_ns = NowNs();
     grpc::Status status = client->dogpile(0).Publish(&context, publish,
                                                      &published);
@@ -205,6 +207,7 @@ nlohmann::json RunParked(const Options& options) {
     grpc::ClientContext context;
     SetDeadlineMs(context, 60'000);
     ReleaseResponse released;
+    server_cpu_ns = CpuTimeNs(options.server_pid);
     released_ns = NowNs();
     grpc::Status status = noop[0]->Release(&context, {}, &released);
     if (!status.ok()) {
@@ -214,6 +217,11 @@ nlohmann::json RunParked(const Options& options) {
   if (!answers.Wait(NowNs() + 60 * kNsPerSec)) {
     Die("parked: not every parked call was answered within 60 s");
   }
+  // CPU the server spent answering (and cleaning up after, hence the
+  // pause): steadier than the elapsed time on a shared machine.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  run["release_server_cpu_ms"] =
+      static_cast<double>(CpuTimeNs(options.server_pid) - server_cpu_ns) / 1e6;
   run["after"] = ToJson(SampleProc(options.server_pid));
   run.update(answers.Figures(released_ns));
   run["waiters"] = n;
