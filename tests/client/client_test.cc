@@ -101,6 +101,12 @@ TEST(StatusTest, ToStringNamesTheCode) {
   EXPECT_STREQ(error.what(), "UNAVAILABLE: down");
   StatusOr<int> failed = Status(StatusCode::kAborted, "x");
   EXPECT_FALSE(failed.ok());
+  try {
+    failed.value();
+    ADD_FAILURE() << "value() of an error did not throw";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kAborted);
+  }
   StatusOr<int> fine = 3;
   EXPECT_EQ(*fine, 3);
 }

@@ -19,24 +19,25 @@ class ClientImpl;
 // the fields are the usual gRPC SSL credentials, in PEM text.
 struct TlsOptions {
   bool enabled = false;
-  std::string root_certs_pem;   // empty: the system roots
-  std::string cert_chain_pem;   // client certificate, for mutual TLS
-  std::string private_key_pem;  // its key
-  std::string server_name_override;  // check the certificate for this name
+  std::string root_certs_pem{};   // empty: the system roots
+  std::string cert_chain_pem{};   // client certificate, for mutual TLS
+  std::string private_key_pem{};  // its key
+  std::string server_name_override{};  // expect this name in its certificate
 };
 
+// Every member has a default (see DogpileOptions).
 struct ClientOptions {
   std::string target = "127.0.0.1:7420";  // HOST:PORT, or any gRPC target
-  TlsOptions tls;
+  TlsOptions tls{};
   // Sent as "authorization: Bearer <token>" with every call, for registries
   // the daemon protects (--registry-token-file). Empty: none. Use one
   // Client per token if registries need different ones.
-  std::string bearer_token;
+  std::string bearer_token{};
   // Deadline of every call that does not wait on purpose (Peek, Publish,
   // Stats, ...). Waiting calls get their wait plus this.
   std::chrono::milliseconds rpc_timeout{10'000};
   // Sent with Session::Open for the daemon's logs; empty: "pid@host".
-  std::string client_name;
+  std::string client_name{};
 };
 
 // The daemon's counters; see proto/dogpiled/v1/admin.proto for each field.
@@ -64,7 +65,7 @@ struct Stats {
 // What Peek saw; it takes no role and touches no line.
 struct PeekResult {
   bool has_value = false;
-  std::string value;
+  std::string value{};
   double created_time = 0;  // epoch seconds, daemon-stamped by default
   bool is_expired = true;   // by the expire given to Peek, or invalidated
   bool creating = false;    // some session holds the creator role

@@ -40,6 +40,8 @@ class DOGPILED_EXPORT NeedRegeneration : public std::exception {
 // event loop). The job must run exactly once; it may outlive the Dogpile.
 using Executor = std::function<void(std::function<void()>)>;
 
+// Every member has a default, so designated initializers such as
+// {.expiretime = std::chrono::minutes(5)} compile without -Wextra warnings.
 struct DogpileOptions {
   // dogpile's expiretime: > 0 fresh that long after createdtime; 0 never
   // expires; < 0 always expired. The daemon's clock decides.
@@ -60,10 +62,10 @@ struct DogpileOptions {
   // does not say whether a hard invalidation voided it, so after a hard
   // invalidation that value may still be returned once while the new one
   // is made.
-  Executor async_executor;
+  Executor async_executor{};
   // Errors of async jobs (the creator threw, or Publish failed); nobody
   // else could see them. Runs on the executor's thread.
-  std::function<void(std::exception_ptr)> on_async_error;
+  std::function<void(std::exception_ptr)> on_async_error{};
 };
 
 // Where the value acquire_result() returned came from.
@@ -78,7 +80,7 @@ enum class ValueSource {
 DOGPILED_EXPORT const char* ValueSourceName(ValueSource source);
 
 struct AcquireResult {
-  std::string value;
+  std::string value{};
   double createdtime = -1;  // epoch seconds
   ValueSource source = ValueSource::kFresh;
   // false only for kCreated when the daemon refused to store the value

@@ -30,11 +30,11 @@ struct SessionOptions {
   // Lease length; 0 asks for the daemon's default (10 s unless configured).
   std::chrono::milliseconds ttl{0};
   // Overrides ClientOptions::client_name for this session.
-  std::string client_name;
+  std::string client_name{};
   // Called once when the session is lost, with the reason, on the
   // session's keep-alive thread. It must return promptly and must not
   // destroy the Session (destroying it elsewhere is fine).
-  std::function<void(const Status&)> on_lost;
+  std::function<void(const Status&)> on_lost{};
 };
 
 // Opens a session and keeps it alive in the background on one KeepAlive

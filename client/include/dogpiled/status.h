@@ -57,7 +57,20 @@ class DOGPILED_EXPORT Status {
   std::string message_;
 };
 
-// A value or the Status that explains its absence.
+// Thrown by the dogpile-style calls when the daemon refuses or cannot be
+// reached. what() is status().ToString().
+class DOGPILED_EXPORT Error : public std::runtime_error {
+ public:
+  explicit Error(Status status);
+  ~Error() override;
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+// A value or the Status that explains its absence. value() throws Error
+// when there is none (like absl::StatusOr); operator* and -> do not check.
 template <typename T>
 class StatusOr {
  public:
@@ -70,30 +83,32 @@ class StatusOr {
 
   bool ok() const { return value_.has_value(); }
   const Status& status() const { return status_; }
-  // Precondition: ok().
-  T& value() & { return *value_; }
-  const T& value() const& { return *value_; }
-  T&& value() && { return std::move(*value_); }
+  T& value() & {
+    Check();
+    return *value_;
+  }
+  const T& value() const& {
+    Check();
+    return *value_;
+  }
+  T&& value() && {
+    Check();
+    return std::move(*value_);
+  }
   T* operator->() { return &*value_; }
   const T* operator->() const { return &*value_; }
   T& operator*() & { return *value_; }
   const T& operator*() const& { return *value_; }
 
  private:
+  void Check() const {
+    if (!value_) {
+      throw Error(status_);
+    }
+  }
+
   Status status_;
   std::optional<T> value_;
-};
-
-// Thrown by the dogpile-style calls when the daemon refuses or cannot be
-// reached. what() is status().ToString().
-class DOGPILED_EXPORT Error : public std::runtime_error {
- public:
-  explicit Error(Status status);
-  ~Error() override;
-  const Status& status() const { return status_; }
-
- private:
-  Status status_;
 };
 
 }  // namespace dogpiled
