@@ -11,7 +11,6 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <regex>
 #include <sstream>
 
 #include "daemon/record_io.h"
@@ -52,6 +51,29 @@ core::Status SyncDir(const std::string& dir) {
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// "values.<gen>.snap" or "values.<gen>.log"; anything else is not ours.
+bool ParseName(const std::string& name, uint64_t& gen, std::string& ext) {
+  constexpr std::string_view kPrefix = "values.";
+  if (!name.starts_with(kPrefix)) {
+    return false;
+  }
+  const size_t dot = name.find('.', kPrefix.size());
+  if (dot == std::string::npos || dot == kPrefix.size()) {
+    return false;
+  }
+  const std::string digits = name.substr(kPrefix.size(), dot - kPrefix.size());
+  if (digits.size() > 18 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  ext = name.substr(dot + 1);
+  if (ext != "snap" && ext != "log") {
+    return false;
+  }
+  gen = std::stoull(digits);
+  return true;
 }
 
 // Applies records in order to a state keyed by (registry, key).
@@ -138,21 +160,19 @@ core::Status ValueJournal::Load() {
   if (ec) {
     return core::Unavailable("state-dir " + dir_ + ": " + ec.message());
   }
-  const std::regex name(R"(values\.(\d+)\.(snap|log))");
   std::map<uint64_t, bool> logs;  // gen -> present
   uint64_t newest_snap = 0;
   bool have_snap = false;
   for (const auto& file : fs::directory_iterator(dir_, ec)) {
-    std::smatch m;
-    const std::string base = file.path().filename().string();
-    if (!std::regex_match(base, m, name)) {
+    uint64_t gen = 0;
+    std::string ext;
+    if (!ParseName(file.path().filename().string(), gen, ext)) {
       continue;
     }
-    const uint64_t gen = std::stoull(m[1]);
-    if (m[2] == "snap" && (!have_snap || gen > newest_snap)) {
+    if (ext == "snap" && (!have_snap || gen > newest_snap)) {
       newest_snap = gen;
       have_snap = true;
-    } else if (m[2] == "log") {
+    } else if (ext == "log") {
       logs[gen] = true;
     }
     gen_ = std::max(gen_, gen);
