@@ -14,8 +14,10 @@ BUILD=(
 TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
-  python3-dogpile.cache python3-pip python3-setuptools openssl
+  python3-dogpile.cache python3-pip python3-setuptools python3-venv openssl
   systemd   # systemd-analyze checks deploy/dogpiled.service
+  # analysis, fuzzing and sanitizers (scripts/analyze.sh, fuzz.sh)
+  clang clang-tidy libclang-rt-14-dev
 )
 # benchmarks (bench/): peers, the Redis client library, plots, profilers
 BENCH=(
