@@ -91,13 +91,15 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartOp& start) {
   {
     std::unique_lock<std::mutex> lock(run->mutex);
     auto all_idle = [&] { return run->active == 0; };
+    // Each hook runs at its time, or earlier if every slot has stopped
+    // (the last ones may stop just as the window closes).
     for (auto [at, hook] : {std::pair{run->window_begin_ns,
                                       &options.on_window_begin},
                             std::pair{run->window_end_ns,
                                       &options.on_window_end}}) {
-      if (!run->idle.wait_for(lock, std::chrono::nanoseconds(at - NowNs()),
-                              all_idle) &&
-          *hook) {
+      run->idle.wait_for(lock, std::chrono::nanoseconds(at - NowNs()),
+                         all_idle);
+      if (*hook) {
         lock.unlock();
         (*hook)();
         lock.lock();
