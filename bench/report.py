@@ -210,7 +210,8 @@ def summary_rows(results):
         runs = results["scenarios"]["scale"]["dogpiled"]["runs"]
         base = runs[0]["ops_per_sec"]
         for run in runs:
-            rows.append((f"7. fresh reads with {run['keys']:,} keys stored",
+            keys = f"{run['keys']:,} key{'s' if run['keys'] != 1 else ''}"
+            rows.append((f"7. fresh reads with {keys} stored",
                          f"{run['ops_per_sec']:,.0f}/s",
                          _ratio(run["ops_per_sec"], c),
                          f"vs 1 key: {_ratio(run['ops_per_sec'], base)}",

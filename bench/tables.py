@@ -35,7 +35,8 @@ def _single(e):
     run = e["runs"][0]
     return [f"{run['ops_per_sec']:,.0f}",
             ", ".join(f"{r:,.0f}" for r in e.get("rounds", [])),
-            f"{run.get('server_cpu_us_per_op', 0):,.1f}"] + _lat(run["latency"])
+            f"{run['server_cpu_us_per_op']:,.1f}"
+            if "server_cpu_us_per_op" in run else "–"] + _lat(run["latency"])
 
 
 def _handoff(e):
