@@ -58,7 +58,10 @@ std::optional<int64_t> Coordinator::NextDeadlineMs() {
 }
 
 void Coordinator::Tick() {
-  Op op(this);
+  Op op(this);  // fires what is due
+}
+
+void Coordinator::FireDue() {
   const int64_t now = clock_->NowMs();
   while (auto target = timers_.PopDue(now)) {
     FireTimer(*target);

@@ -116,6 +116,9 @@ class Coordinator {
   class Op;
   friend class Op;
 
+  // Fires every timer due at the clock's now.
+  void FireDue() DP_REQUIRES(mu_);
+
   // --- sessions (coordinator.cc) ---
   Session* FindSession(SessionId id) DP_REQUIRES(mu_);
   void EndSession(Session* session, bool expired) DP_REQUIRES(mu_);

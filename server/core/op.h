@@ -9,11 +9,17 @@
 
 namespace dogpiled::core {
 
-// Holds the lock for one public call; on the way out, releases it and only
-// then runs the deferred callbacks and the deadline hook.
+// Holds the lock for one public call. On the way in it first expires what
+// is due (so a call never sees a lease, creator role or wait whose deadline
+// has passed, even when the timer thread is late); on the way out it
+// releases the lock and only then runs the deferred callbacks and the
+// deadline hook.
 class DP_SCOPED_CAPABILITY Coordinator::Op {
  public:
-  explicit Op(Coordinator* c) DP_ACQUIRE(c->mu_) : c_(c) { c_->mu_.Lock(); }
+  explicit Op(Coordinator* c) DP_ACQUIRE(c->mu_) : c_(c) {
+    c_->mu_.Lock();
+    c_->FireDue();
+  }
   ~Op() DP_RELEASE() {
     std::vector<std::function<void()>> run;
     run.swap(c_->deferred_);

@@ -59,7 +59,7 @@ TEST_F(CoreTest, ExpiredValueGivesCreateWithPreviousThenStale) {
 }
 
 TEST_F(CoreTest, ExpireZeroNeverExpiresNegativeAlwaysExpires) {
-  SessionId a = Open();
+  SessionId a = Open(3'600'000);  // outlives the 1000 s below
   Token t = Now(Req(a)).token;
   ASSERT_TRUE(Publish(a, t, "v").ok());
   clock_.AdvanceMs(1'000'000);
@@ -281,6 +281,31 @@ TEST_F(CoreTest, ShutdownAnswersParkedCallsUnavailable) {
   EXPECT_EQ(lock_waiter->result.status().code(), Code::kUnavailable);
   EXPECT_EQ(Acquire(Req(a))->result.status().code(), Code::kUnavailable);
   EXPECT_EQ(core_->Open(0, "").status().code(), Code::kUnavailable);
+}
+
+}  // namespace
+}  // namespace dogpiled::core
+
+namespace dogpiled::core {
+namespace {
+
+// Found by the reliability suite on a CPU-starved daemon: a Publish that
+// arrived after the creation timeout, before the timer thread ran, was
+// accepted. Every call now expires what is due first.
+TEST_F(CoreTest, LatePublishIsRefusedEvenBeforeTheTimerRuns) {
+  SessionId a = Open(60'000);
+  AcquireRequest r = Req(a);
+  r.creation_timeout_ms = 100;
+  Token t = Now(r).token;
+  clock_.AdvanceMs(101);  // no Tick: the timer thread is late
+  EXPECT_EQ(Publish(a, t, "late").code(), Code::kFailedPrecondition);
+  EXPECT_EQ(core_->GetStats().creation_timeouts, 1u);
+
+  SessionId short_lived = Open(200);
+  Token t2 = Now(Req(short_lived, "j")).token;
+  clock_.AdvanceMs(201);  // the lease has passed, still no Tick
+  EXPECT_EQ(Publish(short_lived, t2, "late", "j").code(), Code::kNotFound);
+  EXPECT_EQ(core_->GetStats().session_expiries, 1u);
 }
 
 }  // namespace

@@ -105,7 +105,7 @@ TEST_F(InvalidationTest, LockOnlyCallerWithOlderStampIsTold) {
 }
 
 TEST_F(InvalidationTest, LockOnlyPublishVouchesForSkewedStamp) {
-  SessionId a = Open();
+  SessionId a = Open(60'000);
   clock_.AdvanceMs(10'000);
   ASSERT_TRUE(Invalidate("k", true).ok());
   AcquireRequest r = Req(a, "k", 0);
