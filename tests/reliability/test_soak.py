@@ -5,7 +5,7 @@ while the test samples the daemon's RSS, thread count and open sessions.
 Passes when memory and threads stay flat, no call fails in a way the
 workload did not ask for, and afterwards nothing is left but stored values.
 
-Length: DOGPILED_SOAK_SECONDS, else 50 s in quick mode, 600 s in full mode.
+Length: DOGPILED_SOAK_SECONDS, else 120 s in quick mode (CI), 600 s in full mode.
 """
 import collections
 import json
@@ -32,7 +32,7 @@ def thirds(samples):
 
 
 def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
-    seconds = settings.seconds("DOGPILED_SOAK_SECONDS", 50, 600)
+    seconds = settings.seconds("DOGPILED_SOAK_SECONDS", 120, 600)  # issue 6: 2 min in CI
     daemon = Daemon("--invalidation-horizon-ms", str(HORIZON_MS))
     samples = []  # (time, rss KiB, threads, sessions, stored bytes)
     workers = []
