@@ -16,12 +16,17 @@ class App;
 
 namespace dogpiled::daemon {
 
+// Metrics are optional: at this default a busy port only turns them off
+// (with a warning), so a second daemon on a host still serves; an address
+// asked for explicitly must be served or the daemon stops.
+inline constexpr char kDefaultMetricsListen[] = "127.0.0.1:9420";
+
 struct Config {
   std::string config_file;
   std::string listen = "127.0.0.1:7420";
   std::string state_dir = "/var/lib/dogpiled";
   std::string port_file;
-  std::string metrics_listen = "127.0.0.1:9420";
+  std::string metrics_listen = kDefaultMetricsListen;
   std::string metrics_port_file;
   std::string log_level = "info";
   std::string log_format = "text";

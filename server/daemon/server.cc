@@ -197,17 +197,22 @@ int RunDaemon(const Config& config) {
     auto started = MetricsServer::Start(config.metrics_listen,
                                         metrics_observer,
                                         [&core] { return core.GetStats(); });
-    if (!started.ok()) {
+    if (started.ok()) {
+      metrics = std::move(started.value());
+      spdlog::info("metrics on http://{}/metrics (port {})",
+                   config.metrics_listen, metrics->port());
+      if (!config.metrics_port_file.empty()) {
+        WritePortFile(config.metrics_port_file, metrics->port());
+      }
+    } else if (config.metrics_listen == kDefaultMetricsListen) {
+      spdlog::warn("metrics off: {} (the default --metrics-listen is busy, "
+                   "probably another dogpiled; pass a free address to have "
+                   "them)", started.status().message());
+    } else {
       spdlog::critical("cannot serve metrics: {} (pass another "
                        "--metrics-listen, or --metrics-listen '' to turn "
                        "metrics off)", started.status().message());
       return 1;
-    }
-    metrics = std::move(started.value());
-    spdlog::info("metrics on http://{}/metrics (port {})",
-                 config.metrics_listen, metrics->port());
-    if (!config.metrics_port_file.empty()) {
-      WritePortFile(config.metrics_port_file, metrics->port());
     }
   }
 

@@ -172,3 +172,34 @@ def test_metrics_port_in_use_fails_clearly():
     assert run.returncode != 0
     assert "metrics-listen" in run.stdout + run.stderr
 
+
+
+def test_busy_default_metrics_port_only_turns_metrics_off(tmp_path):
+    """A second daemon on a host (the default metrics port taken) still
+    serves gRPC; only an explicitly asked-for metrics address is fatal."""
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            taken.bind(("127.0.0.1", 9420))
+            taken.listen()
+        except OSError:
+            pass  # already busy: the case under test all the same
+        port_file = tmp_path / "port"
+        proc = subprocess.Popen([BINARY, "--listen", "127.0.0.1:0", "--state-dir", "",
+                                 "--port-file", str(port_file)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 15
+            while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert proc.poll() is None, proc.stdout.read()
+            channel = grpc.insecure_channel(f"127.0.0.1:{port_file.read_text().strip()}")
+            check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                        lambda b: b, lambda b: b)
+            assert check(b"", timeout=10) == b"\x08\x01"
+            channel.close()
+        finally:
+            proc.terminate()
+            out = proc.communicate(timeout=15)[0]
+    assert proc.returncode == 0
+    assert "metrics off" in out
