@@ -90,36 +90,12 @@ bool TooStale(double created_time, int64_t expire_ms, int64_t max_stale_ms,
 
 }  // namespace
 
-Token Coordinator::SoftInvalidToken(const Entry& entry) const {
-  return std::max(entry.invalidation.soft_token,
-                  entry.registry->invalidation.soft_token);
-}
-
-Token Coordinator::HardInvalidToken(const Entry& entry) const {
-  return std::max(entry.invalidation.hard_token,
-                  entry.registry->invalidation.hard_token);
-}
-
 void Coordinator::CountOutcome(Outcome outcome) {
   switch (outcome) {
     case Outcome::kFresh: ++stats_.acquires_fresh; break;
     case Outcome::kStale: ++stats_.acquires_stale; break;
     case Outcome::kCreate: ++stats_.acquires_create; break;
     case Outcome::kNotReady: ++stats_.acquires_not_ready; break;
-  }
-}
-
-void Coordinator::Normalize(Entry& entry) {
-  // Values a hard invalidation made absent free their memory now.
-  if (entry.has_value && entry.value_token <= HardInvalidToken(entry)) {
-    DropValue(entry);
-  }
-  // A creator elected before an invalidation can never publish; its role
-  // passes on now (registry-wide invalidations reach an entry lazily, at
-  // its next touch or the doomed creator's Publish).
-  if (entry.creator && entry.creator->token <= SoftInvalidToken(entry)) {
-    ReleaseCreator(entry);
-    ServeDogpileLine(entry);
   }
 }
 
@@ -454,33 +430,6 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
   }
   ServeDogpileLine(*entry);
   MaybeCollect(entry);
-  return {};
-}
-
-Status Coordinator::Invalidate(const InvalidateRequest& request) {
-  Op op(this);
-  if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
-  }
-  if (Status s = CheckRegistry(request.registry); !s.ok()) {
-    return s;
-  }
-  if (Status s = CheckKeyOrEmpty(request.key, limits_); !s.ok()) {
-    return s;
-  }
-  if (request.key.empty()) {
-    // O(1): entries compare their tokens with the registry's mark lazily.
-    Registry& registry = registries_[request.registry];
-    registry.name = request.registry;
-    Remember(registry.invalidation, request.hard,
-             {TimerTarget::Kind::kRegistryHorizon, 0, registry.name, {}});
-    return {};
-  }
-  Entry& entry = GetOrCreateEntry(request.registry, request.key);
-  Remember(entry.invalidation, request.hard,
-           {TimerTarget::Kind::kEntryHorizon, 0, request.registry,
-            request.key});
-  Normalize(entry);
   return {};
 }
 
