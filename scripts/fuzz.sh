@@ -13,11 +13,15 @@ cmake -S . -B "$BUILD" -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDe
 cmake --build "$BUILD" -j"$(nproc)" --target validation_fuzzer core_ops_fuzzer
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+# A failing input is kept in the build folder (not the checkout) to replay:
+#   $BUILD/tests/fuzz/<target> $BUILD/fuzz-artifacts/<file>
+mkdir -p "$BUILD/fuzz-artifacts"
 for target in validation_fuzzer core_ops_fuzzer; do
   mkdir -p "$scratch/$target"
   cp tests/fuzz/corpus/"$target"/* "$scratch/$target"/
   echo "fuzz: $target for ${SECONDS_EACH}s"
   "$BUILD/tests/fuzz/$target" -max_total_time="$SECONDS_EACH" -max_len=4096 \
-    -timeout=10 -print_final_stats=1 "$scratch/$target" 2>&1 | tail -n 12
+    -timeout=10 -print_final_stats=1 -artifact_prefix="$BUILD/fuzz-artifacts/" \
+    "$scratch/$target" 2>&1 | tail -n 12
 done
 echo "fuzz: no crash, no invariant broken"
