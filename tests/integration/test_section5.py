@@ -16,8 +16,11 @@ def test_fifty_callers_one_creator_rest_get_its_value(daemon):
     sessions = [daemon.open() for _ in range(50)]
     futures = [daemon.dogpile.Acquire.future(daemon.acquire(s, wait_timeout_ms=20_000))
                for s in sessions]
-    wait_until(lambda: daemon.stats().acquires_create == 1 and daemon.stats().waiters == 49,
-               what="one creator and 49 parked")
+    # Stats counts the CREATE before its answer reaches us: wait for the
+    # answer itself too, or the check below races the network.
+    wait_until(lambda: any(f.done() for f in futures) and daemon.stats().waiters == 49,
+               what="one answer and 49 parked")
+    assert daemon.stats().acquires_create == 1
     creators = [f.result() for f in futures if f.done() and f.result().outcome == CREATE]
     assert len(creators) == 1
     creator_session = sessions[[f.done() and f.result().outcome == CREATE
