@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace dogpiled::core {
 
@@ -34,9 +35,23 @@ class Status {
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
 
+  // A stable, machine-readable cause (google.rpc.ErrorInfo's reason, such
+  // as "VALUE_TOO_LARGE") with metadata naming the field and the limit, so
+  // programs act on errors without parsing the message.
+  using Metadata = std::vector<std::pair<std::string, std::string>>;
+  Status WithReason(std::string reason, Metadata metadata = {}) && {
+    reason_ = std::move(reason);
+    metadata_ = std::move(metadata);
+    return std::move(*this);
+  }
+  const std::string& reason() const { return reason_; }
+  const Metadata& metadata() const { return metadata_; }
+
  private:
   Code code_ = Code::kOk;
   std::string message_;
+  std::string reason_;
+  Metadata metadata_;
 };
 
 inline Status InvalidArgument(std::string m) {
