@@ -14,12 +14,9 @@
 namespace dogpiled::core {
 namespace {
 
-// Tokens are reserved in blocks so the store is written rarely.
+// Tokens are reserved in blocks so the store is written rarely, and half a
+// block ahead, so a slow store is seldom on the path of a grant.
 constexpr Token kTokenBlock = 1 << 16;
-
-uint64_t ValueBytes(const Entry& entry) {
-  return entry.value.size() + entry.key.size();
-}
 
 }  // namespace
 
@@ -32,8 +29,11 @@ Coordinator::Coordinator(CoordinatorOptions options)
                                              : &default_observer_),
       journal_(options.journal),
       rng_(options.seed),
-      last_token_(options.first_token),
-      persisted_token_(options.first_token) {}
+      last_token_(options.first_token) {
+  if (token_store_ != nullptr) {
+    requested_token_ = token_store_->Durable();
+  }
+}
 
 void Coordinator::Defer(std::function<void()> fn) {
   deferred_.push_back(std::move(fn));
@@ -71,18 +71,25 @@ void Coordinator::FireDue() {
 
 // ------------------------------------------------------ entries, registries
 
+Registry& Coordinator::GetOrCreateRegistry(const std::string& name) {
+  auto [it, inserted] = registries_.try_emplace(name);
+  if (inserted) {
+    it->second.name = name;
+    entries_bytes_ += EntryCost(name);
+  }
+  return it->second;
+}
+
 Entry& Coordinator::GetOrCreateEntry(const std::string& registry_name,
                                      const std::string& key) {
-  Registry& registry = registries_[registry_name];
-  if (registry.name.empty()) {
-    registry.name = registry_name;
-  }
+  Registry& registry = GetOrCreateRegistry(registry_name);
   auto [it, inserted] = registry.entries.try_emplace(key);
   if (inserted) {
     it->second.registry = &registry;
     it->second.key = key;
     it->second.lru_pos = lru_.end();
     ++entry_count_;
+    entries_bytes_ += EntryCost(key);
   }
   return it->second;
 }
@@ -102,12 +109,6 @@ Entry* Coordinator::FindEntry(const std::string& registry_name,
   return it == registry->entries.end() ? nullptr : &it->second;
 }
 
-bool Coordinator::InUse(const Entry& entry) const {
-  return entry.creator.has_value() || !entry.dogpile_line.empty() ||
-         entry.writer_token != 0 || !entry.readers.empty() ||
-         !entry.rw_line.empty();
-}
-
 void Coordinator::MaybeCollect(Entry* entry) {
   const int64_t now = clock_->NowMs();
   if (entry->has_value || InUse(*entry) ||
@@ -117,7 +118,9 @@ void Coordinator::MaybeCollect(Entry* entry) {
   }
   timers_.Cancel(entry->invalidation.timer);
   timers_.Cancel(entry->backoff_timer);
+  UntrackMark(entry->invalidation);
   Registry* registry = entry->registry;
+  entries_bytes_ -= EntryCost(entry->key);
   registry->entries.erase(entry->key);
   --entry_count_;
   MaybeCollectRegistry(registry);
@@ -129,102 +132,33 @@ void Coordinator::MaybeCollectRegistry(Registry* registry) {
     return;
   }
   timers_.Cancel(registry->invalidation.timer);
+  UntrackMark(registry->invalidation);
+  entries_bytes_ -= EntryCost(registry->name);
   registries_.erase(registry->name);
 }
 
 StatusOr<Token> Coordinator::NextToken() {
   const Token token = last_token_ + 1;
-  if (token > persisted_token_) {
-    const Token high_water = token + kTokenBlock;
-    if (token_store_ != nullptr) {
-      if (Status s = token_store_->Persist(high_water); !s.ok()) {
-        return Unavailable("cannot persist the fencing-token high-water "
-                           "mark: " + s.message());
-      }
+  if (token_store_ != nullptr) {
+    if (token + kTokenBlock / 2 > requested_token_) {
+      requested_token_ = std::max(requested_token_, token) + kTokenBlock;
+      token_store_->Reserve(requested_token_);
     }
-    persisted_token_ = high_water;
+    if (token > token_store_->Durable()) {
+      return Unavailable(
+                 "the fencing-token high-water mark is not durable yet (the "
+                 "state folder is slow or failing); retry")
+          .WithReason("TOKENS_NOT_DURABLE");
+    }
   }
   last_token_ = token;
   return token;
 }
 
-// ------------------------------------------------- values, memory budget
-
-void Coordinator::TouchLru(Entry& entry) {
-  if (entry.has_value) {
-    lru_.splice(lru_.begin(), lru_, entry.lru_pos);
-  }
-}
-
-void Coordinator::DropValue(Entry& entry) {
-  if (!entry.has_value) {
-    return;
-  }
-  if (journal_ != nullptr && !replaying_) {
-    journal_->ValueDropped(entry.registry->name, entry.key);
-  }
-  stats_.stored_bytes -= ValueBytes(entry);
-  lru_.erase(entry.lru_pos);
-  entry.lru_pos = lru_.end();
-  entry.has_value = false;
-  std::string().swap(entry.value);
-}
-
-void Coordinator::StoreValue(Entry& entry, std::string value,
-                             double created_time, Token token) {
-  if (entry.has_value) {
-    stats_.stored_bytes -= ValueBytes(entry);
-    lru_.erase(entry.lru_pos);
-  }
-  entry.value = std::move(value);
-  entry.has_value = true;
-  entry.created_time = created_time;
-  entry.value_token = token;
-  entry.lru_pos = lru_.insert(lru_.begin(), &entry);
-  stats_.stored_bytes += ValueBytes(entry);
-  if (journal_ != nullptr && !replaying_) {
-    journal_->ValueStored({entry.registry->name, entry.key, entry.value,
-                           created_time, token});
-  }
-}
-
-Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
-  const uint64_t kept =
-      stats_.stored_bytes - (entry.has_value ? ValueBytes(entry) : 0);
-  if (kept + bytes <= limits_.memory_budget_bytes) {
-    return {};
-  }
-  uint64_t need = kept + bytes - limits_.memory_budget_bytes;
-  // First make sure enough can go, so a refusal changes nothing.
-  std::vector<Entry*> victims;
-  uint64_t freed = 0;
-  for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
-    Entry* candidate = *it;
-    if (candidate != &entry && !InUse(*candidate)) {
-      victims.push_back(candidate);
-      freed += ValueBytes(*candidate);
-    }
-  }
-  if (freed < need) {
-    return ResourceExhausted(
-        "value: the memory budget of " +
-        std::to_string(limits_.memory_budget_bytes) +
-        " bytes is full of values in use");
-  }
-  for (Entry* victim : victims) {
-    observer_->OnEviction(victim->registry->name, victim->key,
-                          ValueBytes(*victim));
-    DropValue(*victim);
-    ++stats_.evictions;
-    MaybeCollect(victim);
-  }
-  return {};
-}
-
 // ---------------------------------------------------------- parked calls
 
 Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
-                          std::list<uint64_t>& line) {
+                          std::list<uint64_t>& line, uint64_t request_id) {
   const uint64_t id = next_wait_id_++;
   Waiter& waiter = waiters_[id];
   waiter.id = id;
@@ -235,7 +169,12 @@ Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
   waiter.timer = timers_.Add(deadline, {TimerTarget::Kind::kWaiter, id, {}, {}});
   AddDeadline(deadline);
   waiter.pos = line.insert(line.end(), id);
-  sessions_.at(session_id).waits.insert(id);
+  waiter.request_id = request_id;
+  Session& session = sessions_.at(session_id);
+  session.waits.insert(id);
+  if (request_id != 0) {
+    session.parked_requests[request_id] = id;
+  }
   return waiter;
 }
 
@@ -252,6 +191,11 @@ Waiter Coordinator::Unpark(uint64_t wait_id) {
   timers_.Cancel(waiter.timer);
   if (Session* session = FindSession(waiter.session_id)) {
     session->waits.erase(wait_id);
+    if (auto it = session->parked_requests.find(waiter.request_id);
+        waiter.request_id != 0 && it != session->parked_requests.end() &&
+        it->second == wait_id) {
+      session->parked_requests.erase(it);
+    }
   }
   observer_->OnWaitEnded(clock_->NowMs() - waiter.parked_ms);
   return waiter;

@@ -29,14 +29,18 @@
 
 namespace dogpiled::core {
 
-// Persists the fencing-token high-water mark so tokens never repeat across
-// a restart. Called under the Coordinator's lock, rarely (once per block).
+// Keeps the fencing-token high-water mark durable so tokens never repeat
+// across a restart. The core reserves ahead, never waiting: it asks for a
+// higher mark well before it needs it, and hands out no token above what
+// the store reports durable.
 class TokenStore {
  public:
   virtual ~TokenStore() = default;
-  // Promise that no token above `high_water` has been handed out... yet:
-  // the store must make it durable before returning OK.
-  virtual Status Persist(Token high_water) = 0;
+  // Asks for `high_water` to be made durable soon. Called under the
+  // Coordinator's lock: must return at once, never wait on a disk.
+  virtual void Reserve(Token high_water) = 0;
+  // The highest mark known durable. Thread-safe; called under the lock.
+  virtual Token Durable() const = 0;
 };
 
 struct CoordinatorOptions {
@@ -90,6 +94,13 @@ class Coordinator {
   // it was answered already.
   void CancelWait(uint64_t wait_id);
 
+  // The answer that carried a grant (a CREATE, or a lock) never reached its
+  // caller: the service saw the call cancelled after the core answered it.
+  // Releases the grant if `session` still holds it under `token`, as
+  // Abandon or Unlock would, so nobody holds a grant it does not know of.
+  void ReleaseUndelivered(const std::string& registry, const std::string& key,
+                          SessionId session, Token token, bool is_lock);
+
   // Expires everything due at the clock's now: sessions, creator roles,
   // waits, remembered invalidations.
   void Tick();
@@ -126,6 +137,7 @@ class Coordinator {
   // --- entries and registries (coordinator.cc) ---
   Entry& GetOrCreateEntry(const std::string& registry,
                           const std::string& key) DP_REQUIRES(mu_);
+  Registry& GetOrCreateRegistry(const std::string& name) DP_REQUIRES(mu_);
   Entry* FindEntry(const std::string& registry, const std::string& key)
       DP_REQUIRES(mu_);
   Registry* FindRegistry(const std::string& name) DP_REQUIRES(mu_);
@@ -133,28 +145,66 @@ class Coordinator {
   void MaybeCollect(Entry* entry) DP_REQUIRES(mu_);
   void MaybeCollectRegistry(Registry* registry) DP_REQUIRES(mu_);
   StatusOr<Token> NextToken() DP_REQUIRES(mu_);
-  void Remember(Invalidation& inv, bool hard, TimerTarget target)
+
+  // --- request ids (requests.cc) ---
+  // A retry of a call with the same request_id as one that is parked or
+  // holds its grant: answers it (returns 0) or takes the parked call's place
+  // (returns the new wait id). nullopt: not a retry, decide as usual.
+  std::optional<uint64_t> RetryAcquire(Session& session,
+                                       const AcquireRequest& request,
+                                       AcquireCallback& done)
       DP_REQUIRES(mu_);
-  // Applies an invalidation mark (new or restored) with its horizon timer.
+  std::optional<uint64_t> RetryLock(Session& session,
+                                    const LockRequest& request,
+                                    LockCallback& done) DP_REQUIRES(mu_);
+  // Gives a parked call a new wait id, so a cancel meant for the call it
+  // replaced cannot reach it.
+  uint64_t Rekey(uint64_t wait_id) DP_REQUIRES(mu_);
+  void RememberGrant(SessionId session, uint64_t request_id, Entry& entry,
+                     Token token, bool is_lock) DP_REQUIRES(mu_);
+  void ForgetGrant(SessionId session, uint64_t request_id, Token token)
+      DP_REQUIRES(mu_);
+  // Idempotent Publish: what an accepted Publish with this session, token,
+  // registry and key answered, if one was.
+  std::optional<double> PublishedBefore(const PublishRequest& request)
+      DP_REQUIRES(mu_);
+  void RememberPublish(const PublishRequest& request, double created_time)
+      DP_REQUIRES(mu_);
+  void Remember(Invalidation& inv, bool hard, TimerTarget target,
+                MarkRef holder) DP_REQUIRES(mu_);
+  // Applies an invalidation mark (new, restored or folded) with its horizon
+  // timer. A null holder registry is the daemon-wide mark.
   void ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
                          double wall, int64_t remember_until_ms,
-                         TimerTarget target) DP_REQUIRES(mu_);
-  void StoreValue(Entry& entry, std::string value, double created_time,
+                         TimerTarget target, MarkRef holder) DP_REQUIRES(mu_);
+  void StoreValue(Entry& entry, Bytes value, double created_time,
                   Token token) DP_REQUIRES(mu_);
   void AddDeadline(int64_t deadline_ms) DP_REQUIRES(mu_);
   void Defer(std::function<void()> fn) DP_REQUIRES(mu_);
 
-  // --- values and memory budget (coordinator.cc) ---
+  // --- values and memory budget (memory.cc) ---
   void DropValue(Entry& entry) DP_REQUIRES(mu_);
   bool InUse(const Entry& entry) const;
+  // Evicts least recently used values until `bytes` more fit, beside what
+  // `entry` holds now; refuses (changing nothing) if they cannot.
   Status MakeRoom(Entry& entry, uint64_t bytes) DP_REQUIRES(mu_);
   void TouchLru(Entry& entry) DP_REQUIRES(mu_);
+  uint64_t UsedBytes() const DP_REQUIRES(mu_);
+  uint64_t EntryCost(const std::string& key) const;
+  // Keeps remembered marks within their share (folding the oldest up a
+  // level) and everything within the budget (evicting unused values).
+  void EnforceBudget() DP_REQUIRES(mu_);
+  void TrackMark(Invalidation& inv, MarkRef holder) DP_REQUIRES(mu_);
+  void UntrackMark(Invalidation& inv) DP_REQUIRES(mu_);
+  void FoldOldestMark() DP_REQUIRES(mu_);
+  uint64_t MarkShare() const;
 
   // --- waiters (coordinator.cc) ---
   Status CheckWaitCaps(const std::list<uint64_t>& line) const
       DP_REQUIRES(mu_);
   Waiter& Park(Entry& entry, SessionId session, int64_t wait_ms,
-               std::list<uint64_t>& line) DP_REQUIRES(mu_);
+               std::list<uint64_t>& line, uint64_t request_id)
+      DP_REQUIRES(mu_);
   // Unlinks a waiter everywhere and returns it (for answering).
   Waiter Unpark(uint64_t wait_id) DP_REQUIRES(mu_);
   void Answer(Waiter& waiter, const Status& status) DP_REQUIRES(mu_);
@@ -180,8 +230,8 @@ class Coordinator {
 
   // --- rw mutex (rwmutex.cc) ---
   static bool CanGrant(const Entry& entry, LockMode mode);
-  StatusOr<Token> GrantLock(Entry& entry, SessionId session, LockMode mode)
-      DP_REQUIRES(mu_);
+  StatusOr<Token> GrantLock(Entry& entry, SessionId session, LockMode mode,
+                            uint64_t request_id) DP_REQUIRES(mu_);
   void ServeRwLine(Entry& entry) DP_REQUIRES(mu_);
   void ReleaseLock(Entry& entry, Token token) DP_REQUIRES(mu_);
 
@@ -203,7 +253,7 @@ class Coordinator {
   bool replaying_ DP_GUARDED_BY(mu_) = false;  // Restore: journal nothing
   std::mt19937_64 rng_ DP_GUARDED_BY(mu_);
   Token last_token_ DP_GUARDED_BY(mu_);
-  Token persisted_token_ DP_GUARDED_BY(mu_);
+  Token requested_token_ DP_GUARDED_BY(mu_) = 0;  // asked of token_store_
   uint64_t next_wait_id_ DP_GUARDED_BY(mu_) = 1;
   std::unordered_map<SessionId, Session> sessions_ DP_GUARDED_BY(mu_);
   std::unordered_map<std::string, uint64_t> sessions_per_client_
@@ -212,6 +262,14 @@ class Coordinator {
   std::unordered_map<uint64_t, Waiter> waiters_ DP_GUARDED_BY(mu_);
   std::list<Entry*> lru_ DP_GUARDED_BY(mu_);  // front: most recently used
   uint64_t entry_count_ DP_GUARDED_BY(mu_) = 0;
+  // Memory: bookkeeping and key bytes of every entry and registry, value
+  // bytes, and the remembered marks (oldest first) with what they cost.
+  uint64_t entries_bytes_ DP_GUARDED_BY(mu_) = 0;
+  uint64_t value_bytes_ DP_GUARDED_BY(mu_) = 0;
+  std::list<MarkRef> marks_ DP_GUARDED_BY(mu_);
+  uint64_t marks_bytes_ DP_GUARDED_BY(mu_) = 0;
+  // Daemon-wide mark that the oldest registry marks fold into.
+  Invalidation global_invalidation_ DP_GUARDED_BY(mu_);
   TimerQueue timers_ DP_GUARDED_BY(mu_);
   Stats stats_ DP_GUARDED_BY(mu_);
 };

@@ -124,12 +124,15 @@ Coordinator::Decision Coordinator::Decide(Entry& entry,
     created_time = *request.client_created_time;
     const Invalidation& mine = entry.invalidation;
     const Invalidation& all = entry.registry->invalidation;
+    const Invalidation& global = global_invalidation_;
     // A lock-only publish after the last invalidation vouches for its
     // stamp, whatever the creator's clock said.
     const bool vouched = entry.lock_only_token > SoftInvalidToken(entry) &&
                          created_time >= entry.lock_only_created_time;
-    const double hard_wall = std::max(mine.hard_wall, all.hard_wall);
-    const double soft_wall = std::max(mine.soft_wall, all.soft_wall);
+    const double hard_wall =
+        std::max({mine.hard_wall, all.hard_wall, global.hard_wall});
+    const double soft_wall =
+        std::max({mine.soft_wall, all.soft_wall, global.soft_wall});
     usable = created_time > 0 && (vouched || created_time > hard_wall);
     expired = IsExpired(created_time, request.expire_ms, now) ||
               (!vouched && created_time <= soft_wall);
@@ -192,12 +195,15 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
   creator.granted_ms = now;
   creator.deadline_ms = now + timeout;
   creator.lock_only = request.client_created_time.has_value();
+  creator.request_id = request.request_id;
   creator.timer = timers_.Add(
       creator.deadline_ms, {TimerTarget::Kind::kCreator, creator.token,
                             entry.registry->name, entry.key});
   AddDeadline(creator.deadline_ms);
   entry.creator = creator;
   sessions_.at(request.session_id).creator_of.insert(&entry);
+  RememberGrant(request.session_id, request.request_id, entry, creator.token,
+                /*is_lock=*/false);
   result.outcome = Outcome::kCreate;
   result.retry_in_ms = 0;
   result.token = creator.token;
@@ -218,6 +224,8 @@ void Coordinator::ReleaseCreator(Entry& entry, bool published) {
   if (Session* session = FindSession(entry.creator->session_id)) {
     session->creator_of.erase(&entry);
   }
+  ForgetGrant(entry.creator->session_id, entry.creator->request_id,
+              entry.creator->token);
   timers_.Cancel(entry.creator->timer);
   entry.creator.reset();
 }
@@ -275,9 +283,15 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
   if (Status s = CheckAcquire(request, limits_); !s.ok()) {
     return answer(s);
   }
-  if (FindSession(request.session_id) == nullptr) {
+  Session* session = FindSession(request.session_id);
+  if (session == nullptr) {
     return answer(NotFound("session_id: unknown or ended session " +
                            std::to_string(request.session_id)));
+  }
+  if (request.request_id != 0) {
+    if (auto retried = RetryAcquire(*session, request, done)) {
+      return *retried;
+    }
   }
   Entry& entry = GetOrCreateEntry(request.registry, request.key);
   Normalize(entry);
@@ -304,7 +318,8 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
         return answer(s);
       }
       Waiter& waiter = Park(entry, request.session_id,
-                            request.wait_timeout_ms, entry.dogpile_line);
+                            request.wait_timeout_ms, entry.dogpile_line,
+                            request.request_id);
       waiter.acquire = request;
       waiter.acquire_done = std::move(done);
       return waiter.id;
@@ -339,6 +354,9 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     return NotFound("session_id: unknown or ended session " +
                     std::to_string(request.session_id));
   }
+  if (auto again = PublishedBefore(request)) {
+    return *again;  // a retry of an accepted Publish whose answer was lost
+  }
   Entry* entry = FindEntry(request.registry, request.key);
   if (entry != nullptr) {
     Normalize(*entry);
@@ -357,12 +375,12 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     entry->lock_only_token = creator.token;
     entry->lock_only_created_time = created;
   } else {
-    if (Status s = MakeRoom(*entry, request.value.size() + request.key.size());
-        !s.ok()) {
+    if (Status s = MakeRoom(*entry, request.value.size()); !s.ok()) {
       return s;
     }
     StoreValue(*entry, request.value, created, creator.token);
   }
+  RememberPublish(request, created);
   const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
   entry->creation_ms =
       entry->creation_ms

@@ -1,6 +1,7 @@
 // Invalidation: soft and hard, of one key or a whole registry in O(1).
 // Marks are tokens (everything granted at or before one is doomed) plus a
 // wall time for lock-only callers; entries compare against them lazily.
+// Marks past their memory share fold upwards (memory.cc).
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -11,7 +12,8 @@
 
 namespace dogpiled::core {
 
-void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target) {
+void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target,
+                           MarkRef holder) {
   const double wall = clock_->WallSeconds();
   if (journal_ != nullptr && !replaying_) {
     journal_->Invalidated({target.registry, target.key, hard, last_token_,
@@ -19,18 +21,22 @@ void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target) {
   }
   ApplyInvalidation(inv, hard, last_token_, wall,
                     clock_->NowMs() + limits_.invalidation_horizon_ms,
-                    std::move(target));
+                    std::move(target), holder);
 }
 
 void Coordinator::ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
                                     double wall, int64_t remember_until_ms,
-                                    TimerTarget target) {
+                                    TimerTarget target, MarkRef holder) {
   inv.soft_token = std::max(inv.soft_token, mark);
   inv.soft_wall = std::max(inv.soft_wall, wall);
   if (hard) {
     inv.hard_token = std::max(inv.hard_token, mark);
     inv.hard_wall = std::max(inv.hard_wall, wall);
   }
+  if (holder.registry == nullptr) {
+    return;  // the daemon-wide mark: kept for the daemon's life
+  }
+  TrackMark(inv, holder);
   if (remember_until_ms > inv.remember_until_ms) {
     inv.remember_until_ms = remember_until_ms;
     timers_.Cancel(inv.timer);
@@ -40,13 +46,15 @@ void Coordinator::ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
 }
 
 Token Coordinator::SoftInvalidToken(const Entry& entry) const {
-  return std::max(entry.invalidation.soft_token,
-                  entry.registry->invalidation.soft_token);
+  return std::max({entry.invalidation.soft_token,
+                   entry.registry->invalidation.soft_token,
+                   global_invalidation_.soft_token});
 }
 
 Token Coordinator::HardInvalidToken(const Entry& entry) const {
-  return std::max(entry.invalidation.hard_token,
-                  entry.registry->invalidation.hard_token);
+  return std::max({entry.invalidation.hard_token,
+                   entry.registry->invalidation.hard_token,
+                   global_invalidation_.hard_token});
 }
 
 void Coordinator::Normalize(Entry& entry) {
@@ -76,17 +84,19 @@ Status Coordinator::Invalidate(const InvalidateRequest& request) {
   }
   if (request.key.empty()) {
     // O(1): entries compare their tokens with the registry's mark lazily.
-    Registry& registry = registries_[request.registry];
-    registry.name = request.registry;
+    Registry& registry = GetOrCreateRegistry(request.registry);
     Remember(registry.invalidation, request.hard,
-             {TimerTarget::Kind::kRegistryHorizon, 0, registry.name, {}});
-    return {};
+             {TimerTarget::Kind::kRegistryHorizon, 0, registry.name, {}},
+             {&registry, nullptr});
+  } else {
+    Entry& entry = GetOrCreateEntry(request.registry, request.key);
+    Remember(entry.invalidation, request.hard,
+             {TimerTarget::Kind::kEntryHorizon, 0, request.registry,
+              request.key},
+             {entry.registry, &entry});
+    Normalize(entry);
   }
-  Entry& entry = GetOrCreateEntry(request.registry, request.key);
-  Remember(entry.invalidation, request.hard,
-           {TimerTarget::Kind::kEntryHorizon, 0, request.registry,
-            request.key});
-  Normalize(entry);
+  EnforceBudget();
   return {};
 }
 

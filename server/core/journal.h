@@ -14,7 +14,7 @@ namespace dogpiled::core {
 struct PersistedValue {
   std::string registry;
   std::string key;
-  std::string value;
+  Bytes value;
   double created_time = 0;
   Token token = 0;  // the creator's token: orders it against invalidations
 };

@@ -16,8 +16,19 @@ struct Limits {
   int64_t invalidation_horizon_ms = 3'600'000;
   uint64_t max_key_bytes = 1024;
   uint64_t max_value_bytes = 1 << 20;
-  // Bytes of stored values (and their keys) before LRU eviction starts.
+  // Everything kept per entry counts against it (semantics.md section 6):
+  // keys, values, entry bookkeeping and remembered invalidations. Past it,
+  // least recently used values nobody holds or waits on are evicted.
   uint64_t memory_budget_bytes = 512ULL << 20;
+  // The share of the budget that remembered invalidation marks may use;
+  // past it the oldest key-level marks fold into their registry's mark
+  // (and the oldest registry marks into a daemon-wide one). 0: an eighth
+  // of the budget.
+  uint64_t invalidation_memory_bytes = 0;
+  // What one entry's bookkeeping costs beside its key and value bytes
+  // (measured: see docs/operations.md). Not a flag; tests set it to 0 to
+  // count bytes by hand.
+  uint64_t entry_overhead_bytes = 320;
   uint64_t max_sessions = 100'000;
   uint64_t max_waiters = 100'000;
   uint64_t max_waiters_per_key = 50'000;

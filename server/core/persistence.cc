@@ -1,5 +1,6 @@
 // Restoring durable state at start-up and exporting it for snapshots.
 #include <algorithm>
+#include <vector>
 
 #include "core/coordinator.h"
 #include "core/op.h"
@@ -31,40 +32,61 @@ void Coordinator::Restore(const PersistedState& state) {
     const int64_t left =
         limits_.invalidation_horizon_ms -
         static_cast<int64_t>((now_wall - inv.wall) * 1000.0);
+    last_token_ = std::max(last_token_, inv.mark);
+    if (inv.registry.empty()) {  // the daemon-wide mark: kept however old
+      ApplyInvalidation(global_invalidation_, inv.hard, inv.mark, inv.wall, 0,
+                        {TimerTarget::Kind::kRegistryHorizon, 0, {}, {}},
+                        {});
+      continue;
+    }
     if (left <= 0 || !CheckRegistry(inv.registry).ok() ||
         !CheckKeyOrEmpty(inv.key, limits_).ok()) {
       continue;
     }
-    last_token_ = std::max(last_token_, inv.mark);
     if (inv.key.empty()) {
-      Registry& registry = registries_[inv.registry];
-      registry.name = inv.registry;
+      Registry& registry = GetOrCreateRegistry(inv.registry);
       ApplyInvalidation(registry.invalidation, inv.hard, inv.mark, inv.wall,
                         now_ms + left,
                         {TimerTarget::Kind::kRegistryHorizon, 0,
-                         inv.registry, {}});
+                         inv.registry, {}},
+                        {&registry, nullptr});
     } else {
       Entry& entry = GetOrCreateEntry(inv.registry, inv.key);
       ApplyInvalidation(entry.invalidation, inv.hard, inv.mark, inv.wall,
                         now_ms + left,
                         {TimerTarget::Kind::kEntryHorizon, 0, inv.registry,
-                         inv.key});
+                         inv.key},
+                        {entry.registry, &entry});
     }
+    EnforceBudget();  // marks past their share fold as they come
   }
-  for (const PersistedValue& v : state.values) {
-    const uint64_t bytes = v.value.size() + v.key.size();
+  // Values come least recently used first. When the budget shrank, the
+  // most recent are the ones kept: choose from the newest end, then store
+  // oldest first so the LRU order is what it was.
+  std::vector<const PersistedValue*> kept;
+  uint64_t room = limits_.memory_budget_bytes > UsedBytes()
+                      ? limits_.memory_budget_bytes - UsedBytes()
+                      : 0;
+  for (auto it = state.values.rbegin(); it != state.values.rend(); ++it) {
+    const PersistedValue& v = *it;
+    last_token_ = std::max(last_token_, v.token);
+    const uint64_t cost = v.value.size() + EntryCost(v.key);
     if (!CheckRegistry(v.registry).ok() || !CheckKey(v.key, limits_).ok() ||
-        v.value.size() > limits_.max_value_bytes ||
-        stats_.stored_bytes + bytes > limits_.memory_budget_bytes) {
+        v.value.size() > limits_.max_value_bytes || cost > room) {
       continue;
     }
-    last_token_ = std::max(last_token_, v.token);
+    room -= cost;
+    kept.push_back(&v);
+  }
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
+    const PersistedValue& v = **it;
     Entry& entry = GetOrCreateEntry(v.registry, v.key);
     if (v.token > HardInvalidToken(entry)) {
       StoreValue(entry, v.value, v.created_time, v.token);
     }
     MaybeCollect(&entry);
   }
+  EnforceBudget();  // the room above left out registries' own cost
   replaying_ = false;
 }
 
@@ -72,6 +94,7 @@ PersistedState Coordinator::Export(const std::function<void()>& at_instant) {
   Op op(this);
   PersistedState state;
   const int64_t now = clock_->NowMs();
+  ExportMarks("", "", global_invalidation_, state);
   for (const auto& [name, registry] : registries_) {
     if (registry.invalidation.remember_until_ms > now) {
       ExportMarks(name, "", registry.invalidation, state);
@@ -80,11 +103,15 @@ PersistedState Coordinator::Export(const std::function<void()>& at_instant) {
       if (entry.invalidation.remember_until_ms > now) {
         ExportMarks(name, key, entry.invalidation, state);
       }
-      if (entry.has_value) {
-        state.values.push_back({name, key, entry.value, entry.created_time,
-                                entry.value_token});
-      }
     }
+  }
+  // Least recently used first, as Restore expects. Values are shared, not
+  // copied: this lock is held for pointer copies only.
+  state.values.reserve(lru_.size());
+  for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
+    const Entry& entry = **it;
+    state.values.push_back({entry.registry->name, entry.key, entry.value,
+                            entry.created_time, entry.value_token});
   }
   at_instant();
   return state;

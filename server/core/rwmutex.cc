@@ -17,7 +17,7 @@ bool Coordinator::CanGrant(const Entry& entry, LockMode mode) {
 }
 
 StatusOr<Token> Coordinator::GrantLock(Entry& entry, SessionId session_id,
-                                       LockMode mode) {
+                                       LockMode mode, uint64_t request_id) {
   StatusOr<Token> token = NextToken();
   if (!token.ok()) {
     return token;
@@ -29,6 +29,8 @@ StatusOr<Token> Coordinator::GrantLock(Entry& entry, SessionId session_id,
     entry.readers[token.value()] = session_id;
   }
   sessions_.at(session_id).locks[token.value()] = &entry;
+  RememberGrant(session_id, request_id, entry, token.value(),
+                /*is_lock=*/true);
   ++stats_.lock_grants;
   return token;
 }
@@ -40,7 +42,8 @@ void Coordinator::ServeRwLine(Entry& entry) {
       return;
     }
     Waiter waiter = Unpark(head.id);
-    StatusOr<Token> token = GrantLock(entry, waiter.session_id, waiter.mode);
+    StatusOr<Token> token =
+        GrantLock(entry, waiter.session_id, waiter.mode, waiter.request_id);
     if (!token.ok()) {
       Answer(waiter, token.status());
       continue;
@@ -63,6 +66,10 @@ void Coordinator::ReleaseLock(Entry& entry, Token token) {
   }
   if (Session* session = FindSession(holder)) {
     session->locks.erase(token);
+    if (auto it = session->lock_requests.find(token);
+        it != session->lock_requests.end()) {
+      ForgetGrant(holder, it->second, token);
+    }
   }
 }
 
@@ -94,16 +101,23 @@ uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
     return answer(InvalidArgument("wait_timeout_ms: must be at most " +
                                   std::to_string(limits_.max_timeout_ms)));
   }
-  if (FindSession(request.session_id) == nullptr) {
+  Session* session = FindSession(request.session_id);
+  if (session == nullptr) {
     return answer(NotFound("session_id: unknown or ended session " +
                            std::to_string(request.session_id)));
+  }
+  if (request.request_id != 0) {
+    if (auto retried = RetryLock(*session, request, done)) {
+      return *retried;
+    }
   }
   const auto mode = static_cast<LockMode>(request.mode);
   Entry& entry = GetOrCreateEntry(request.registry, request.key);
   // Arrivals queue behind anyone already waiting: that is what makes a
   // waiting writer block new readers, and keeps writers in arrival order.
   if (entry.rw_line.empty() && CanGrant(entry, mode)) {
-    StatusOr<Token> token = GrantLock(entry, request.session_id, mode);
+    StatusOr<Token> token =
+        GrantLock(entry, request.session_id, mode, request.request_id);
     if (!token.ok()) {
       MaybeCollect(&entry);
       return answer(token.status());
@@ -117,8 +131,8 @@ uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
   if (Status s = CheckWaitCaps(entry.rw_line); !s.ok()) {
     return answer(s);
   }
-  Waiter& waiter =
-      Park(entry, request.session_id, request.wait_timeout_ms, entry.rw_line);
+  Waiter& waiter = Park(entry, request.session_id, request.wait_timeout_ms,
+                        entry.rw_line, request.request_id);
   waiter.is_lock = true;
   waiter.mode = mode;
   waiter.lock_done = std::move(done);

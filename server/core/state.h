@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <list>
 #include <optional>
@@ -20,9 +21,18 @@ namespace dogpiled::core {
 
 struct Entry;
 struct Registry;
+struct MarkRef;
 
 using AcquireCallback = std::function<void(StatusOr<AcquireResult>)>;
 using LockCallback = std::function<void(StatusOr<LockResult>)>;
+
+// A grant made for a call that carried a request_id, so a retry of that
+// call finds it again (semantics.md section 2).
+struct RequestGrant {
+  Entry* entry = nullptr;
+  Token token = 0;
+  bool is_lock = false;
+};
 
 struct Session {
   SessionId id = 0;
@@ -35,6 +45,19 @@ struct Session {
   std::unordered_set<Entry*> creator_of;
   std::unordered_map<Token, Entry*> locks;
   std::unordered_set<uint64_t> waits;
+  // request_id -> the grant it got, while held; request_id -> wait id,
+  // while parked; lock token -> request_id, to forget it at release.
+  std::unordered_map<uint64_t, RequestGrant> granted_requests;
+  std::unordered_map<uint64_t, uint64_t> parked_requests;
+  std::unordered_map<Token, uint64_t> lock_requests;
+  // The last few accepted Publishes, so a retry of one (same token, same
+  // registry and key) answers OK again with the same created_time.
+  struct Published {
+    Token token = 0;
+    size_t name_hash = 0;
+    double created_time = 0;
+  };
+  std::deque<Published> recent_publishes;
 };
 
 // A parked Acquire or Lock call.
@@ -45,6 +68,7 @@ struct Waiter {
   TimerQueue::TimerId timer = 0;
   int64_t parked_ms = 0;
   bool is_lock = false;
+  uint64_t request_id = 0;
   AcquireRequest acquire;      // !is_lock
   AcquireCallback acquire_done;
   LockMode mode = LockMode::kRead;  // is_lock
@@ -58,6 +82,7 @@ struct Creator {
   int64_t granted_ms = 0;
   int64_t deadline_ms = 0;
   bool lock_only = false;
+  uint64_t request_id = 0;  // of the call it was granted to, if any
   TimerQueue::TimerId timer = 0;
 };
 
@@ -70,6 +95,16 @@ struct Invalidation {
   double hard_wall = 0;
   int64_t remember_until_ms = 0;
   TimerQueue::TimerId timer = 0;
+  // Place among the remembered marks, oldest first, while remembered: the
+  // oldest are folded into the level above when they outgrow their share
+  // of the memory budget.
+  std::optional<std::list<MarkRef>::iterator> fold_pos;
+};
+
+// Who holds a remembered mark: an entry, or a registry (entry null).
+struct MarkRef {
+  Registry* registry = nullptr;
+  Entry* entry = nullptr;
 };
 
 struct Entry {
@@ -78,10 +113,11 @@ struct Entry {
 
   // The stored value (value mode only).
   bool has_value = false;
-  std::string value;
+  Bytes value;
   double created_time = 0;
   Token value_token = 0;  // token of the creator that published it
   std::list<Entry*>::iterator lru_pos;
+
 
   // Last accepted lock-only publish: a lock-only caller presenting this
   // stamp (or later) holds a value made after any earlier invalidation,

@@ -20,6 +20,7 @@ enum class Code {
   kPermissionDenied = 7,
   kResourceExhausted = 8,
   kFailedPrecondition = 9,
+  kAborted = 10,
   kInternal = 13,
   kUnavailable = 14,
   kUnauthenticated = 16,

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "core/bytes.h"
+
 namespace dogpiled::core {
 
 using SessionId = uint64_t;
@@ -27,6 +29,9 @@ struct AcquireRequest {
   std::optional<double> client_created_time;  // present: lock-only mode
   double early_refresh_beta = 0;
   int64_t max_stale_ms = 0;
+  // Idempotency key (0: none): a retry from the same session with the same
+  // id gets the earlier call's grant or place in line.
+  uint64_t request_id = 0;
 };
 
 enum class Outcome { kFresh = 1, kStale = 2, kCreate = 3, kNotReady = 4 };
@@ -34,7 +39,7 @@ enum class Outcome { kFresh = 1, kStale = 2, kCreate = 3, kNotReady = 4 };
 struct AcquireResult {
   Outcome outcome = Outcome::kNotReady;
   bool has_value = false;
-  std::string value;
+  Bytes value;
   double created_time = 0;
   bool is_expired = true;
   Token token = 0;
@@ -48,7 +53,7 @@ struct PublishRequest {
   std::string key;
   SessionId session_id = 0;
   Token token = 0;
-  std::string value;
+  Bytes value;
   std::optional<double> created_time;
 };
 
@@ -69,7 +74,7 @@ struct InvalidateRequest {
 
 struct PeekResult {
   bool has_value = false;
-  std::string value;
+  Bytes value;
   double created_time = 0;
   bool is_expired = true;
   bool creating = false;
@@ -84,6 +89,7 @@ struct LockRequest {
   SessionId session_id = 0;
   int mode = 0;  // LockMode, kept as int so unknown values can be refused
   int64_t wait_timeout_ms = 0;
+  uint64_t request_id = 0;  // as AcquireRequest::request_id
 };
 
 struct LockResult {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,17 +21,25 @@ struct Captured {
   uint64_t wait_id = 0;
 };
 
-// Records every Persist call; can be told to fail.
+// A token store that makes every reservation durable at once, unless told
+// to fail (never durable) or to hold (durable only on Complete()).
 class RecordingTokenStore : public TokenStore {
  public:
-  Status Persist(Token high_water) override {
-    if (fail) {
-      return Unavailable("disk full");
+  void Reserve(Token high_water) override {
+    requested = high_water;
+    if (!fail && !hold) {
+      Complete();
     }
-    persisted.push_back(high_water);
-    return {};
+  }
+  Token Durable() const override { return durable; }
+  void Complete() {
+    durable = std::max(durable, requested);
+    persisted.push_back(durable);
   }
   bool fail = false;
+  bool hold = false;
+  Token requested = 0;
+  Token durable = 0;
   std::vector<Token> persisted;
 };
 

@@ -84,7 +84,8 @@ TEST_F(CoreTest, OversizedValueIsRefusedAndStoredValueIntact) {
 
 TEST_F(CoreTest, MemoryBudgetEvictsLeastRecentlyUnusedValues) {
   Limits limits;
-  limits.memory_budget_bytes = 30;  // three 9-byte values (8 + 1-byte key)
+  limits.memory_budget_bytes = 30;  // "reg" (3), three 9-byte values
+  limits.entry_overhead_bytes = 0;
   Make(limits);
   SessionId a = Open();
   for (std::string k : {"a", "b", "c"}) {
@@ -97,13 +98,14 @@ TEST_F(CoreTest, MemoryBudgetEvictsLeastRecentlyUnusedValues) {
   EXPECT_TRUE(core_->Peek("reg", "c", 0)->has_value);
   Stats stats = core_->GetStats();
   EXPECT_EQ(stats.evictions, 1u);
-  EXPECT_EQ(stats.stored_bytes, 27u);
+  EXPECT_EQ(stats.stored_bytes, 27u);  // values and their keys
   EXPECT_EQ(stats.entries, 3u);  // b's entry went with its value
 }
 
 TEST_F(CoreTest, MemoryBudgetFullOfValuesInUseIsResourceExhausted) {
   Limits limits;
   limits.memory_budget_bytes = 20;
+  limits.entry_overhead_bytes = 0;
   Make(limits);
   SessionId a = Open();
   ASSERT_TRUE(Publish(a, Now(Req(a, "a", 0)).token, "123456789", "a").ok());

@@ -119,7 +119,8 @@ TEST_F(PersistenceTest, ExportCallsTheInstantHookUnderTheSameLock) {
 
 TEST_F(PersistenceTest, EvictionIsJournaledAndRestoreRespectsLimits) {
   Limits limits;
-  limits.memory_budget_bytes = 20;
+  limits.memory_budget_bytes = 23;  // "reg" (3) and two 9-byte values
+  limits.entry_overhead_bytes = 0;
   MakeJournaled(limits);
   SessionId a = Open();
   ASSERT_TRUE(Publish(a, Now(Req(a, "a", 0)).token, "123456789", "a").ok());
