@@ -30,7 +30,7 @@ for kind in $want; do
       cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs
       export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp"
       (cd build-tsan && ctest --output-on-failure -j"${CTEST_JOBS:-2}" \
-        -R "^(Concurrency|CoreTest|InvalidationTest|LockOnlyTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest)")
+        -R "^(Concurrency|CoreTest|InvalidationTest|LockOnlyTest|MemoryTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest)")
       DOGPILED_BIN=build-tsan/server/dogpiled DOGPILED_PY_STUBS=build-tsan/python_stubs \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not thousand" \
         tests/integration/test_sessions.py tests/integration/test_dogpile.py \

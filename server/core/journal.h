@@ -4,9 +4,11 @@
 // describes changes; the daemon decides files and fsync policy.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "core/types.h"
 
 namespace dogpiled::core {
@@ -28,7 +30,8 @@ struct PersistedInvalidation {
 };
 
 // Called with the Coordinator's lock held, in the order the changes
-// happened: implementations append to a buffer or file and return quickly.
+// happened: implementations hand the record to a writer and return at once,
+// never waiting on a write or a sync (values are shared, not copied).
 class Journal {
  public:
   virtual ~Journal() = default;
@@ -36,6 +39,21 @@ class Journal {
   virtual void ValueDropped(const std::string& registry,
                             const std::string& key) = 0;
   virtual void Invalidated(const PersistedInvalidation& invalidation) = 0;
+};
+
+// Tells a caller when the changes journaled so far are as durable as the
+// fsync policy promises, so an answer that depends on durability goes out
+// only then, without any lock held meanwhile.
+class DurabilityBarrier {
+ public:
+  virtual ~DurabilityBarrier() = default;
+  // OK, or UNAVAILABLE (reason STORAGE_FAILED) once a write or sync failed:
+  // then nothing new can be made durable.
+  virtual Status Health() const = 0;
+  // Calls `done` exactly once, when every record journaled before this call
+  // is durable (OK) or never will be (UNAVAILABLE). It may run at once on
+  // this thread, or later on the writer's.
+  virtual void AfterDurable(std::function<void(Status)> done) = 0;
 };
 
 // Everything durable, as of one instant.

@@ -1,6 +1,8 @@
 #include "daemon/logging.h"
 
+#include <spdlog/async.h>
 #include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -125,19 +127,31 @@ core::Status SetUpLogging(const std::string& level, const std::string& format) {
                                  "' (trace, debug, info, warn, error, "
                                  "critical or off)");
   }
-  if (format == "json") {
-    // A plain sink: colour codes would corrupt the JSON.
-    auto logger = std::make_shared<spdlog::logger>(
-        "", std::make_shared<spdlog::sinks::stdout_sink_mt>());
-    logger->set_formatter(std::make_unique<JsonFormatter>());
-    spdlog::set_default_logger(std::move(logger));
-  } else if (format != "text") {
+  if (format != "json" && format != "text") {
     return core::InvalidArgument("--log-format: unknown format '" + format +
                                  "' (text or json)");
   }
+  // Lines are logged from inside the core's lock (its observer): they only
+  // go into a queue there, and one thread formats, writes and flushes them,
+  // so a slow or blocked stdout never stalls a call. A full queue drops the
+  // oldest lines rather than wait.
+  spdlog::init_thread_pool(8192, 1);
+  spdlog::sink_ptr sink;
+  if (format == "json") {
+    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();  // no colours
+  } else {
+    sink = std::make_shared<spdlog::sinks::stdout_color_sink_mt>();
+  }
+  auto logger = std::make_shared<spdlog::async_logger>(
+      "", std::move(sink), spdlog::thread_pool(),
+      spdlog::async_overflow_policy::overrun_oldest);
+  if (format == "json") {
+    logger->set_formatter(std::make_unique<JsonFormatter>());
+  }
+  spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(parsed);
-  // Each line reaches a pipe or a file at once, so a crash loses nothing
-  // and log shippers see lines as they happen.
+  // Each line is flushed by the logging thread as soon as it is written,
+  // so log shippers see lines as they happen.
   spdlog::flush_on(spdlog::level::trace);
   return {};
 }

@@ -39,5 +39,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::info("dogpiled starting: {}", dogpiled::daemon::Describe(config));
-  return dogpiled::daemon::RunDaemon(config);
+  const int rc = dogpiled::daemon::RunDaemon(config);
+  spdlog::shutdown();  // drains the asynchronous log
+  return rc;
 }

@@ -68,7 +68,7 @@ std::string EncodeValue(const core::PersistedValue& v) {
   Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kValue));
   PutString(p, v.registry);
   PutString(p, v.key);
-  PutString(p, v.value);
+  PutString(p, v.value.str());
   Put<double>(p, v.created_time);
   Put<uint64_t>(p, v.token);
   return Frame(p);
@@ -93,18 +93,18 @@ std::string EncodeInvalidation(const core::PersistedInvalidation& inv) {
   return Frame(p);
 }
 
-std::optional<Record> RecordReader::Next() {
-  if (pos_ + 8 > data_.size()) {
+std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
+  if (data_.size() < 8 || pos > data_.size() - 8) {
     return std::nullopt;
   }
   uint32_t length = 0;
   uint32_t crc = 0;
-  std::memcpy(&length, data_.data() + pos_, 4);
-  std::memcpy(&crc, data_.data() + pos_ + 4, 4);
-  if (pos_ + 8 + length > data_.size()) {
-    return std::nullopt;  // torn tail
+  std::memcpy(&length, data_.data() + pos, 4);
+  std::memcpy(&crc, data_.data() + pos + 4, 4);
+  if (length > data_.size() - pos - 8) {
+    return std::nullopt;  // torn, or not a record start
   }
-  const std::string_view payload = data_.substr(pos_ + 8, length);
+  const std::string_view payload = data_.substr(pos + 8, length);
   if (crc32(0, reinterpret_cast<const Bytef*>(payload.data()),
             static_cast<uInt>(payload.size())) != crc) {
     return std::nullopt;
@@ -137,8 +137,28 @@ std::optional<Record> RecordReader::Next() {
   if (!in.ok()) {
     return std::nullopt;
   }
-  pos_ += 8 + length;
+  end = pos + 8 + length;
   return r;
+}
+
+std::optional<Record> RecordReader::Next() {
+  size_t end = 0;
+  std::optional<Record> r = DecodeAt(pos_, end);
+  if (r) {
+    pos_ = end;
+  }
+  return r;
+}
+
+bool RecordReader::Resync() {
+  size_t end = 0;
+  for (size_t p = pos_ + 1; data_.size() >= 8 && p <= data_.size() - 8; ++p) {
+    if (DecodeAt(p, end)) {
+      pos_ = p;
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace dogpiled::daemon

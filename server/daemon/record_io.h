@@ -25,15 +25,20 @@ std::string EncodeValue(const core::PersistedValue& value);
 std::string EncodeDrop(const std::string& registry, const std::string& key);
 std::string EncodeInvalidation(const core::PersistedInvalidation& inv);
 
-// Reads records from a whole file's bytes, stopping at the first torn or
-// corrupt one. `consumed` is how many bytes were good.
+// Reads records from a whole file's bytes. Next() stops at a torn or
+// corrupt record; Resync() then finds the next whole, valid record after
+// it (its length and CRC check out), if there is one.
 class RecordReader {
  public:
   explicit RecordReader(std::string_view data) : data_(data) {}
   std::optional<Record> Next();
+  bool Resync();
+  bool at_end() const { return pos_ == data_.size(); }
   size_t consumed() const { return pos_; }
 
  private:
+  std::optional<Record> DecodeAt(size_t pos, size_t& end) const;
+
   std::string_view data_;
   size_t pos_ = 0;
 };

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 
@@ -28,6 +29,9 @@
 
 namespace dogpiled::daemon {
 namespace {
+
+// Tokens made durable at start, before the core reserves more ahead.
+constexpr core::Token kFirstTokenBlock = 1 << 16;
 
 // The token floor when starting: above anything stored, and above the
 // wall clock in microseconds, so even a lost state folder is unlikely to
@@ -72,6 +76,26 @@ class DeadlineTimer {
   asio::io_context& io_;
   core::Coordinator& core_;
   asio::steady_timer timer_;
+};
+
+// Turns health NOT_SERVING from any thread, for as long as a server is
+// attached.
+class HealthSwitch {
+ public:
+  void Attach(grpc::Server* server) {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = server;
+  }
+  void NotServing() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (server_ != nullptr) {
+      server_->GetHealthCheckService()->SetServingStatus(false);
+    }
+  }
+
+ private:
+  std::mutex mu_;
+  grpc::Server* server_ = nullptr;
 };
 
 // Written to a temporary name and renamed, so a poller never reads half a
@@ -137,6 +161,14 @@ int RunDaemon(const Config& config) {
     }
     token_file = std::move(opened.value());
     stored = token_file->stored();
+    // One block is made durable before serving; the core reserves the
+    // next ones ahead, off its lock.
+    if (core::Status s = token_file->PersistNow(FirstToken(stored) +
+                                                kFirstTokenBlock);
+        !s.ok()) {
+      spdlog::critical("cannot write under --state-dir: {}", s.message());
+      return 1;
+    }
     auto policy = ParseFsyncPolicy(config.fsync);
     auto journal_opened =
         policy.ok() ? ValueJournal::Open(config.state_dir, policy.value(),
@@ -158,7 +190,9 @@ int RunDaemon(const Config& config) {
   options.limits = config.limits;
   options.clock = &clock;
   options.token_store = token_file.get();
-  options.first_token = FirstToken(stored);
+  options.first_token =
+      token_file ? token_file->Durable() - kFirstTokenBlock
+                 : FirstToken(stored);
   std::random_device entropy;  // getrandom(2): session ids are unguessable
   options.seed = (static_cast<uint64_t>(entropy()) << 32) | entropy();
   options.session_id_source = [&entropy] {
@@ -235,7 +269,7 @@ int RunDaemon(const Config& config) {
   }
 
   service::SessionsService sessions(&core, &auth);
-  service::DogpileService dogpile(&core, &auth);
+  service::DogpileService dogpile(&core, &auth, journal.get());
   service::RWMutexService rwmutex(&core, &auth);
   service::AdminService admin(&core);
 
@@ -260,6 +294,25 @@ int RunDaemon(const Config& config) {
     return 1;
   }
   server->GetHealthCheckService()->SetServingStatus(true);
+  // A write or sync error under --state-dir is never ignored: health turns
+  // NOT_SERVING, and what needs durability is refused from then on. The
+  // hooks run on the journal's and token file's threads, which may outlive
+  // the server: they reach it only through this switch.
+  auto health = std::make_shared<HealthSwitch>();
+  health->Attach(server.get());
+  const auto on_storage_failure = [health](const core::Status& s) {
+    spdlog::critical("state-dir failed, now NOT_SERVING: {}", s.message());
+    health->NotServing();
+  };
+  if (journal) {
+    journal->SetFailureHook(on_storage_failure);
+    if (!journal->Health().ok()) {
+      on_storage_failure(journal->Health());
+    }
+  }
+  if (token_file) {
+    token_file->SetFailureHook(on_storage_failure);
+  }
   spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
   if (!config.port_file.empty()) {
     WritePortFile(config.port_file, port);
@@ -286,6 +339,7 @@ int RunDaemon(const Config& config) {
   server->Shutdown(std::chrono::system_clock::now() +
                    std::chrono::milliseconds(config.shutdown_grace_ms));
   server->Wait();
+  health->Attach(nullptr);
   if (journal) {
     journal->Stop();  // a last snapshot, so the next start loads quickly
   }

@@ -1,77 +1,126 @@
 #include "daemon/token_file.h"
 
-#include <fcntl.h>
-#include <unistd.h>
+#include <spdlog/spdlog.h>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 namespace dogpiled::daemon {
-namespace {
-
-core::Status Errno(const std::string& what) {
-  return core::Unavailable(what + ": " + std::strerror(errno));
-}
-
-core::Status SyncPath(const std::string& path, int flags) {
-  int fd = ::open(path.c_str(), flags);
-  if (fd < 0) {
-    return Errno("open " + path);
-  }
-  int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? core::Status() : Errno("fsync " + path);
-}
-
-}  // namespace
 
 core::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(
-    const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return core::Unavailable("state-dir " + dir + ": " + ec.message());
+    const std::string& dir, Env* env) {
+  if (core::Status s = env->CreateDir(dir); !s.ok()) {
+    return s;
   }
-  std::unique_ptr<TokenFile> file(new TokenFile(dir));
-  std::ifstream in(dir + "/fencing-token");
-  if (in) {
-    if (!(in >> file->stored_)) {
+  std::unique_ptr<TokenFile> file(new TokenFile(dir, env));
+  if (auto text = env->ReadFile(dir + "/fencing-token"); text.ok()) {
+    try {
+      file->stored_ = std::stoull(text.value());
+    } catch (const std::exception&) {
       return core::Unavailable("state-dir " + dir +
                                ": fencing-token is unreadable");
     }
   }
   // Fail now, not at the first grant, if the folder is not writable.
-  if (core::Status s = file->Persist(file->stored_); !s.ok()) {
+  if (core::Status s = file->Write(file->stored_); !s.ok()) {
     return s;
   }
+  file->durable_ = file->stored_;
   return file;
 }
 
-core::Status TokenFile::Persist(core::Token high_water) {
+TokenFile::~TokenFile() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
+}
+
+core::Status TokenFile::Write(core::Token high_water) {
   const std::string path = dir_ + "/fencing-token";
   const std::string tmp = path + ".tmp";
+  auto file = env_->NewWritableFile(tmp);
+  if (!file.ok()) {
+    return file.status();
+  }
+  core::Status s = file.value()->Append(std::to_string(high_water) + "\n");
+  if (s.ok()) {
+    s = file.value()->Sync();
+  }
+  if (core::Status closed = file.value()->Close(); s.ok()) {
+    s = closed;
+  }
+  if (s.ok()) {
+    s = env_->RenameFile(tmp, path);
+  }
+  if (s.ok()) {
+    s = env_->SyncDir(dir_);
+  }
+  return s;
+}
+
+core::Status TokenFile::PersistNow(core::Token high_water) {
+  if (core::Status s = Write(high_water); !s.ok()) {
+    return s;
+  }
+  if (high_water > durable_.load()) {
+    durable_ = high_water;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!thread_.joinable()) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  return {};
+}
+
+void TokenFile::SetFailureHook(std::function<void(const core::Status&)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_failure_ = std::move(hook);
+}
+
+void TokenFile::Reserve(core::Token high_water) {
   {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << high_water << "\n";
-    out.flush();
-    if (!out) {
-      return Errno("write " + tmp);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (high_water <= requested_) {
+      return;
+    }
+    requested_ = high_water;
+  }
+  wake_.notify_one();
+}
+
+void TokenFile::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    wake_.wait(lock, [this] {
+      return stopping_ || (!failed_ && requested_ > durable_.load());
+    });
+    if (stopping_) {
+      return;
+    }
+    const core::Token mark = requested_;
+    lock.unlock();
+    const core::Status s = Write(mark);
+    lock.lock();
+    if (s.ok()) {
+      if (mark > durable_.load()) {
+        durable_ = mark;
+      }
+      continue;
+    }
+    failed_ = true;
+    spdlog::error("fencing-token mark cannot be written: {}; no token above "
+                  "{} will be handed out", s.message(), durable_.load());
+    if (on_failure_) {
+      auto hook = on_failure_;
+      lock.unlock();
+      hook(s);
+      lock.lock();
     }
   }
-  if (core::Status s = SyncPath(tmp, O_RDONLY); !s.ok()) {
-    return s;
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Errno("rename " + tmp);
-  }
-  if (core::Status s = SyncPath(dir_, O_RDONLY | O_DIRECTORY); !s.ok()) {
-    return s;
-  }
-  stored_ = high_water;
-  return {};
 }
 
 }  // namespace dogpiled::daemon

@@ -1,57 +1,18 @@
 #include "daemon/value_journal.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <algorithm>
 #include <iterator>
 #include <map>
-#include <sstream>
+#include <string_view>
 
 #include "daemon/record_io.h"
 
 namespace dogpiled::daemon {
-namespace fs = std::filesystem;
 namespace {
 
-core::Status Errno(const std::string& what) {
-  return core::Unavailable(what + ": " + std::strerror(errno));
-}
-
-core::Status WriteAll(int fd, const std::string& data, const std::string& p) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n < 0) {
-      return Errno("write " + p);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return {};
-}
-
-core::Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) {
-    return Errno("open " + dir);
-  }
-  int rc = ::fsync(fd);
-  ::close(fd);
-  return rc == 0 ? core::Status() : Errno("fsync " + dir);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
+using Clock = std::chrono::steady_clock;
 
 // "values.<gen>.snap" or "values.<gen>.log"; anything else is not ours.
 bool ParseName(const std::string& name, uint64_t& gen, std::string& ext) {
@@ -76,36 +37,102 @@ bool ParseName(const std::string& name, uint64_t& gen, std::string& ext) {
   return true;
 }
 
-// Applies records in order to a state keyed by (registry, key).
+double WallNow() {
+  return std::chrono::duration<double>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Applies records in order to a state keyed by (registry, key), keeping
+// each value's place in time so the most recently used come back first.
 class Replay {
  public:
-  void Feed(const std::string& data) {
+  // `snapshot`: damage anywhere in it voids all its values (its marks come
+  // first, so a lost mark could void any of them). `last`: the newest log,
+  // whose damaged tail is a torn write, not a loss.
+  void Feed(std::string_view data, const std::string& name, bool snapshot,
+            bool last) {
     RecordReader reader(data);
-    while (auto r = reader.Next()) {
-      auto id = std::make_pair(r->value.registry, r->value.key);
-      switch (r->type) {
-        case RecordType::kValue:
-          values_[id] = std::move(r->value);
-          break;
-        case RecordType::kDrop:
-          values_.erase(id);
-          break;
-        case RecordType::kInvalidation:
-          state_.invalidations.push_back(std::move(r->invalidation));
-          break;
+    bool damaged = false;
+    while (true) {
+      while (auto r = reader.Next()) {
+        Apply(std::move(*r));
+      }
+      if (reader.at_end()) {
+        break;
+      }
+      const size_t at = reader.consumed();
+      const bool more = reader.Resync();
+      if (!more && last && !snapshot) {
+        spdlog::info("value journal: {} ends in a torn record at byte {} "
+                     "(a write cut short by a crash); ignored", name, at);
+        break;
+      }
+      damaged = true;
+      Damage(name, at, more ? reader.consumed() : data.size());
+      if (!more) {
+        break;
       }
     }
+    if (snapshot && damaged) {
+      values_.clear();
+    }
   }
+
   core::PersistedState Take() {
+    std::vector<std::pair<uint64_t, core::PersistedValue>> ordered;
+    ordered.reserve(values_.size());
     for (auto& [id, v] : values_) {
+      ordered.push_back(std::move(v));
+    }
+    std::sort(ordered.begin(), ordered.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (auto& [seq, v] : ordered) {
       state_.values.push_back(std::move(v));
     }
     return std::move(state_);
   }
+  uint64_t damaged() const { return damaged_; }
 
  private:
-  std::map<std::pair<std::string, std::string>, core::PersistedValue> values_;
+  void Apply(Record r) {
+    auto id = std::make_pair(r.value.registry, r.value.key);
+    switch (r.type) {
+      case RecordType::kValue:
+        max_token_ = std::max(max_token_, r.value.token);
+        values_[id] = {seq_++, std::move(r.value)};
+        break;
+      case RecordType::kDrop:
+        values_.erase(id);
+        break;
+      case RecordType::kInvalidation:
+        max_token_ = std::max(max_token_, r.invalidation.mark);
+        state_.invalidations.push_back(std::move(r.invalidation));
+        break;
+    }
+  }
+
+  // A record was lost: it may have been an invalidation, so nothing read
+  // before it may come back as fresh. Values read so far are dropped, and a
+  // daemon-wide soft mark makes every older token and lock-only stamp
+  // count as expired.
+  void Damage(const std::string& name, size_t from, size_t to) {
+    ++damaged_;
+    spdlog::error("value journal: {} is damaged from byte {} to {}; {} "
+                  "values read before it are dropped and older stamps "
+                  "count as expired (a colder cache, never a wrong one)",
+                  name, from, to, values_.size());
+    values_.clear();
+    state_.invalidations.push_back({"", "", false, max_token_, WallNow()});
+  }
+
+  std::map<std::pair<std::string, std::string>,
+           std::pair<uint64_t, core::PersistedValue>>
+      values_;
   core::PersistedState state_;
+  uint64_t seq_ = 0;
+  core::Token max_token_ = 0;
+  uint64_t damaged_ = 0;
 };
 
 }  // namespace
@@ -124,29 +151,31 @@ core::StatusOr<FsyncPolicy> ParseFsyncPolicy(const std::string& text) {
 }
 
 core::StatusOr<std::unique_ptr<ValueJournal>> ValueJournal::Open(
-    const std::string& dir, FsyncPolicy policy, uint64_t compact_bytes) {
+    const std::string& dir, FsyncPolicy policy, uint64_t compact_bytes,
+    Env* env) {
   std::unique_ptr<ValueJournal> journal(
-      new ValueJournal(dir, policy, compact_bytes));
+      new ValueJournal(dir, policy, compact_bytes, env));
   if (core::Status s = journal->Load(); !s.ok()) {
     return s;
   }
   return journal;
 }
 
-// No final snapshot here: the core may already be gone. Stop() is the
-// graceful path; this only joins the thread and closes the log.
 ValueJournal::~ValueJournal() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
   }
   wake_.notify_one();
-  if (thread_.joinable()) {
-    thread_.join();
+  if (writer_.joinable()) {
+    writer_.join();
   }
-  if (fd_ >= 0) {
-    ::fsync(fd_);
-    ::close(fd_);
+  if (compactor_.joinable()) {
+    compactor_.join();
+  }
+  if (log_) {
+    (void)log_->Sync();  // best effort: the graceful path is Stop()
+    (void)log_->Close();
   }
 }
 
@@ -155,18 +184,20 @@ std::string ValueJournal::Path(uint64_t gen, const char* ext) const {
 }
 
 core::Status ValueJournal::Load() {
-  std::error_code ec;
-  fs::create_directories(dir_, ec);
-  if (ec) {
-    return core::Unavailable("state-dir " + dir_ + ": " + ec.message());
+  if (core::Status s = env_->CreateDir(dir_); !s.ok()) {
+    return s;
   }
-  std::map<uint64_t, bool> logs;  // gen -> present
+  auto names = env_->ListDir(dir_);
+  if (!names.ok()) {
+    return names.status();
+  }
+  std::map<uint64_t, bool> logs;
   uint64_t newest_snap = 0;
   bool have_snap = false;
-  for (const auto& file : fs::directory_iterator(dir_, ec)) {
+  for (const std::string& name : names.value()) {
     uint64_t gen = 0;
     std::string ext;
-    if (!ParseName(file.path().filename().string(), gen, ext)) {
+    if (!ParseName(name, gen, ext)) {
       continue;
     }
     if (ext == "snap" && (!have_snap || gen > newest_snap)) {
@@ -175,56 +206,334 @@ core::Status ValueJournal::Load() {
     } else if (ext == "log") {
       logs[gen] = true;
     }
-    gen_ = std::max(gen_, gen);
+    next_gen_ = std::max(next_gen_, gen);
   }
   Replay replay;
   if (have_snap) {
-    replay.Feed(ReadFile(Path(newest_snap, "snap")));
-  }
-  for (const auto& [gen, present] : logs) {
-    if (!have_snap || gen >= newest_snap) {
-      replay.Feed(ReadFile(Path(gen, "log")));
+    auto data = env_->ReadFile(Path(newest_snap, "snap"));
+    if (!data.ok()) {
+      return data.status();
     }
+    replay.Feed(data.value(), Path(newest_snap, "snap"), /*snapshot=*/true,
+                /*last=*/false);
   }
+  const uint64_t last = logs.empty() ? 0 : logs.rbegin()->first;
+  for (const auto& [gen, present] : logs) {
+    if (have_snap && gen < newest_snap) {
+      continue;
+    }
+    auto data = env_->ReadFile(Path(gen, "log"));
+    if (!data.ok()) {
+      return data.status();
+    }
+    replay.Feed(data.value(), Path(gen, "log"), /*snapshot=*/false,
+                gen == last);
+  }
+  damaged_ = replay.damaged();
   loaded_ = replay.Take();
   return {};
 }
 
+void ValueJournal::SetFailureHook(
+    std::function<void(const core::Status&)> hook) {
+  std::lock_guard<std::mutex> lock(mu_);
+  on_failure_ = std::move(hook);
+}
+
 core::Status ValueJournal::Start(core::Coordinator* core) {
   core_ = core;
-  if (core::Status s = Compact(); !s.ok()) {
+  if (core::Status s = Compact(/*writer_running=*/false); !s.ok()) {
     return s;
   }
   loaded_ = {};
-  thread_ = std::thread([this] { Background(); });
+  last_sync_ = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writer_running_ = true;
+  }
+  writer_ = std::thread([this] { WriterLoop(); });
   return {};
 }
 
-core::Status ValueJournal::Compact() {
-  // Under the core's lock: copy the state and switch appends to a new log,
-  // so the snapshot and that log meet exactly.
-  uint64_t gen = 0;
-  core::Status opened;
-  core::PersistedState state = core_->Export([&] {
+void ValueJournal::Stop() {
+  {
     std::lock_guard<std::mutex> lock(mu_);
-    gen = gen_ + 1;
-    const std::string path = Path(gen, "log");
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                    0600);
-    if (fd < 0) {
-      opened = Errno("open " + path);
+    if (!writer_running_) {
       return;
     }
-    if (fd_ >= 0) {
-      ::fsync(fd_);
-      ::close(fd_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  writer_.join();  // it drains the queue and syncs
+  if (compactor_.joinable()) {
+    compactor_.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writer_running_ = false;
+    if (!failure_.ok()) {
+      return;  // nothing more can be made durable
     }
-    fd_ = fd;
-    gen_ = gen;
-    log_bytes_ = 0;
-  });
+  }
+  if (core::Status s = Compact(/*writer_running=*/false); !s.ok()) {
+    spdlog::error("value journal: final snapshot failed: {}", s.message());
+  }
+  if (log_) {
+    (void)log_->Sync();
+    (void)log_->Close();
+    log_.reset();
+  }
+}
+
+void ValueJournal::Enqueue(Item item) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failure_.ok()) {
+      return;  // nothing is written after a failure: no holes
+    }
+    queue_.push_back(std::move(item));
+    ++appended_;
+  }
+  wake_.notify_one();
+}
+
+void ValueJournal::ValueStored(const core::PersistedValue& value) {
+  Item item;
+  item.kind = ItemKind::kValue;
+  item.value = value;  // shares the bytes
+  Enqueue(std::move(item));
+}
+
+void ValueJournal::ValueDropped(const std::string& registry,
+                                const std::string& key) {
+  Item item;
+  item.kind = ItemKind::kDrop;
+  item.value.registry = registry;
+  item.value.key = key;
+  Enqueue(std::move(item));
+}
+
+void ValueJournal::Invalidated(const core::PersistedInvalidation& inv) {
+  Item item;
+  item.kind = ItemKind::kInvalidation;
+  item.invalidation = inv;
+  Enqueue(std::move(item));
+}
+
+core::Status ValueJournal::Health() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return failure_;
+}
+
+void ValueJournal::AfterDurable(std::function<void(core::Status)> done) {
+  core::Status status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.ok() && policy_ == FsyncPolicy::kAlways &&
+        writer_running_ && durable_ < appended_) {
+      waiters_.emplace_back(appended_, std::move(done));
+      return;
+    }
+    status = failure_;
+  }
+  done(status);
+}
+
+core::Status ValueJournal::OpenLog(uint64_t gen) {
+  if (log_) {
+    core::Status s = log_->Sync();
+    if (core::Status closed = log_->Close(); s.ok()) {
+      s = closed;
+    }
+    log_.reset();
+    if (!s.ok()) {
+      return s;
+    }
+  }
+  auto opened = env_->NewAppendableFile(Path(gen, "log"));
   if (!opened.ok()) {
-    return opened;
+    return opened.status();
+  }
+  log_ = std::move(opened.value());
+  log_bytes_ = 0;
+  dirty_ = false;
+  return {};
+}
+
+core::Status ValueJournal::WriteBatch(std::vector<Item>& batch, bool sync) {
+  std::string buffer;
+  const auto flush = [&]() -> core::Status {
+    if (buffer.empty()) {
+      return {};
+    }
+    if (!log_) {
+      return core::Unavailable("value journal: no log is open")
+          .WithReason("STORAGE_FAILED");
+    }
+    core::Status s = log_->Append(buffer);
+    log_bytes_ += buffer.size();
+    dirty_ = true;
+    buffer.clear();
+    return s;
+  };
+  for (Item& item : batch) {
+    switch (item.kind) {
+      case ItemKind::kValue:
+        buffer += EncodeValue(item.value);
+        break;
+      case ItemKind::kDrop:
+        buffer += EncodeDrop(item.value.registry, item.value.key);
+        break;
+      case ItemKind::kInvalidation:
+        buffer += EncodeInvalidation(item.invalidation);
+        break;
+      case ItemKind::kRotate:
+        if (core::Status s = flush(); !s.ok()) {
+          return s;
+        }
+        if (core::Status s = OpenLog(item.gen); !s.ok()) {
+          return s;
+        }
+        break;
+    }
+  }
+  if (core::Status s = flush(); !s.ok()) {
+    return s;
+  }
+  if (sync && dirty_ && log_) {
+    if (core::Status s = log_->Sync(); !s.ok()) {
+      return s;
+    }
+    dirty_ = false;
+    last_sync_ = Clock::now();
+  }
+  return {};
+}
+
+void ValueJournal::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    while (queue_.empty() && !stopping_) {
+      if (policy_ == FsyncPolicy::kEverySecond && dirty_) {
+        if (wake_.wait_until(lock, last_sync_ + std::chrono::seconds(1)) ==
+            std::cv_status::timeout) {
+          break;
+        }
+      } else {
+        wake_.wait(lock);
+      }
+    }
+    std::vector<Item> batch;
+    batch.swap(queue_);
+    const uint64_t end = appended_;
+    const bool stop = stopping_;
+    const bool failed = !failure_.ok();
+    lock.unlock();
+
+    core::Status s;
+    if (!failed) {
+      const bool due = Clock::now() - last_sync_ >= std::chrono::seconds(1);
+      const bool sync = stop || policy_ == FsyncPolicy::kAlways ||
+                        (policy_ == FsyncPolicy::kEverySecond && due);
+      s = WriteBatch(batch, sync);
+    }
+    batch.clear();  // drops shared values outside the lock
+
+    if (!s.ok()) {
+      Fail(s);
+      lock.lock();
+      if (stop) {
+        return;
+      }
+      continue;
+    }
+    std::vector<Waiter> ready;
+    bool compact = false;
+    lock.lock();
+    if (!failed) {
+      durable_ = end;
+      auto covered = std::partition(
+          waiters_.begin(), waiters_.end(),
+          [&](const Waiter& w) { return w.first > durable_; });
+      std::move(covered, waiters_.end(), std::back_inserter(ready));
+      waiters_.erase(covered, waiters_.end());
+      compact = !stop && log_bytes_ > compact_bytes_ &&
+                log_bytes_ > 2 * snapshot_bytes_ && !compacting_.load();
+    }
+    const core::Status answer = failure_;
+    lock.unlock();
+    for (Waiter& w : ready) {
+      w.second(answer);
+    }
+    if (compact) {
+      if (compactor_.joinable()) {
+        compactor_.join();
+      }
+      compacting_ = true;
+      compactor_ = std::thread([this] {
+        if (core::Status c = Compact(/*writer_running=*/true); !c.ok()) {
+          Fail(c);
+        }
+        compacting_ = false;
+      });
+    }
+    lock.lock();
+    if (stop && queue_.empty()) {
+      return;
+    }
+  }
+}
+
+void ValueJournal::Fail(const core::Status& cause) {
+  std::vector<Waiter> ready;
+  std::function<void(const core::Status&)> hook;
+  core::Status status;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failure_.ok()) {
+      return;
+    }
+    failure_ = core::Unavailable(
+                   "the value journal cannot write under --state-dir (" +
+                   cause.message() +
+                   "); changes can no longer be made durable")
+                   .WithReason("STORAGE_FAILED");
+    status = failure_;
+    hook = on_failure_;
+    ready.swap(waiters_);
+    queue_.clear();
+  }
+  spdlog::error("{}", status.message());
+  for (Waiter& w : ready) {
+    w.second(status);
+  }
+  if (hook) {
+    hook(status);
+  }
+}
+
+core::Status ValueJournal::Compact(bool writer_running) {
+  uint64_t gen = 0;
+  // Under the core's lock: the state (shared values, copied as pointers)
+  // and the log switch happen at one instant, so they meet exactly.
+  core::PersistedState state = core_->Export([&] {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      gen = ++next_gen_;
+      if (writer_running) {
+        Item rotate;
+        rotate.kind = ItemKind::kRotate;
+        rotate.gen = gen;
+        queue_.push_back(std::move(rotate));
+        ++appended_;
+      }
+    }
+    wake_.notify_one();
+  });
+  if (!writer_running) {
+    if (core::Status s = OpenLog(gen); !s.ok()) {
+      return s;
+    }
   }
   std::string data;
   for (const auto& inv : state.invalidations) {
@@ -233,116 +542,42 @@ core::Status ValueJournal::Compact() {
   for (const auto& v : state.values) {
     data += EncodeValue(v);
   }
+  state = {};
   const std::string tmp = Path(gen, "snap.tmp");
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return Errno("open " + tmp);
+  auto file = env_->NewWritableFile(tmp);
+  if (!file.ok()) {
+    return file.status();
   }
-  core::Status s = WriteAll(fd, data, tmp);
-  if (s.ok() && ::fsync(fd) != 0) {
-    s = Errno("fsync " + tmp);
+  core::Status s = file.value()->Append(data);
+  if (s.ok()) {
+    s = file.value()->Sync();
   }
-  ::close(fd);
+  if (core::Status closed = file.value()->Close(); s.ok()) {
+    s = closed;
+  }
+  if (s.ok()) {
+    s = env_->RenameFile(tmp, Path(gen, "snap"));
+  }
+  if (s.ok()) {
+    s = env_->SyncDir(dir_);
+  }
   if (!s.ok()) {
     return s;
   }
-  if (::rename(tmp.c_str(), Path(gen, "snap").c_str()) != 0) {
-    return Errno("rename " + tmp);
-  }
-  if (s = SyncDir(dir_); !s.ok()) {
-    return s;
-  }
   // The new snapshot is durable: everything older is redundant.
-  std::error_code ec;
-  for (uint64_t old = 0; old < gen; ++old) {
-    fs::remove(Path(old, "snap"), ec);
-    fs::remove(Path(old, "log"), ec);
+  if (auto names = env_->ListDir(dir_); names.ok()) {
+    for (const std::string& name : names.value()) {
+      uint64_t old = 0;
+      std::string ext;
+      if (ParseName(name, old, ext) && old < gen) {
+        (void)env_->RemoveFile(dir_ + "/" + name);
+      }
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   snapshot_bytes_ = data.size();
-  spdlog::debug("value journal: snapshot {} with {} values ({} bytes)", gen,
-                state.values.size(), data.size());
+  spdlog::debug("value journal: snapshot {} ({} bytes)", gen, data.size());
   return {};
-}
-
-void ValueJournal::Append(const std::string& record) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ < 0) {
-    return;
-  }
-  if (core::Status s = WriteAll(fd_, record, "value log"); !s.ok()) {
-    if (!failed_) {
-      spdlog::error("value journal: {}; changes are no longer durable",
-                    s.message());
-    }
-    failed_ = true;
-    return;
-  }
-  log_bytes_ += record.size();
-  if (policy_ == FsyncPolicy::kAlways) {
-    ::fdatasync(fd_);
-  } else {
-    dirty_ = true;
-  }
-  if (log_bytes_ > compact_bytes_ && log_bytes_ > 2 * snapshot_bytes_) {
-    wake_.notify_one();
-  }
-}
-
-void ValueJournal::ValueStored(const core::PersistedValue& value) {
-  Append(EncodeValue(value));
-}
-
-void ValueJournal::ValueDropped(const std::string& registry,
-                                const std::string& key) {
-  Append(EncodeDrop(registry, key));
-}
-
-void ValueJournal::Invalidated(const core::PersistedInvalidation& inv) {
-  Append(EncodeInvalidation(inv));
-}
-
-void ValueJournal::Background() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    wake_.wait_for(lock, std::chrono::seconds(1));
-    if (dirty_ && fd_ >= 0 && policy_ == FsyncPolicy::kEverySecond) {
-      ::fdatasync(fd_);
-      dirty_ = false;
-    }
-    if (!stopping_ && log_bytes_ > compact_bytes_ &&
-        log_bytes_ > 2 * snapshot_bytes_) {
-      lock.unlock();  // Compact takes the core's lock, then ours
-      if (core::Status s = Compact(); !s.ok()) {
-        spdlog::error("value journal: compaction failed: {}", s.message());
-      }
-      lock.lock();
-    }
-  }
-}
-
-void ValueJournal::Stop() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || core_ == nullptr) {
-      stopping_ = true;
-      return;
-    }
-    stopping_ = true;
-  }
-  wake_.notify_one();
-  if (thread_.joinable()) {
-    thread_.join();
-  }
-  if (core::Status s = Compact(); !s.ok()) {
-    spdlog::error("value journal: final snapshot failed: {}", s.message());
-  }
-  std::lock_guard<std::mutex> lock(mu_);
-  if (fd_ >= 0) {
-    ::fsync(fd_);
-    ::close(fd_);
-    fd_ = -1;
-  }
 }
 
 }  // namespace dogpiled::daemon

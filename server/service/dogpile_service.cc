@@ -8,7 +8,7 @@ namespace {
 void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
   out->set_outcome(static_cast<v1::AcquireResponse::Outcome>(r.outcome));
   out->set_has_value(r.has_value);
-  out->set_value(r.value);
+  out->set_value(r.value.str());  // the one copy, outside the core's lock
   out->set_created_time(r.created_time);
   out->set_is_expired(r.is_expired);
   out->set_token(r.token);
@@ -18,6 +18,24 @@ void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
 }
 
 }  // namespace
+
+grpc::ServerUnaryReactor* DogpileService::FinishWhenDurable(
+    grpc::CallbackServerContext* ctx, std::function<void()> on_ok) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (durability_ == nullptr) {
+    on_ok();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  durability_->AfterDurable(
+      [reactor, on_ok = std::move(on_ok)](core::Status s) {
+        if (s.ok()) {
+          on_ok();
+        }
+        reactor->Finish(ToGrpc(s));
+      });
+  return reactor;
+}
 
 grpc::ServerUnaryReactor* DogpileService::Acquire(
     grpc::CallbackServerContext* ctx, const v1::AcquireRequest* request,
@@ -39,12 +57,19 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
   }
   r.early_refresh_beta = request->early_refresh_beta();
   r.max_stale_ms = request->max_stale_ms();
+  r.request_id = request->request_id();
 
-  auto* reactor = new WaitReactor(core_);
+  auto* reactor = new WaitReactor(core_, ctx);
   const uint64_t wait_id = core_->Acquire(
-      r, [reactor, response](core::StatusOr<core::AcquireResult> result) {
+      r, [reactor, response, request](
+             core::StatusOr<core::AcquireResult> result) {
         if (result.ok()) {
           ToProto(result.value(), response);
+          if (result->outcome == core::Outcome::kCreate) {
+            reactor->NoteGrant(request->registry(), request->key(),
+                               request->session_id(), result->token,
+                               /*is_lock=*/false);
+          }
         }
         reactor->Finish(ToGrpc(result.status()));
       });
@@ -60,6 +85,12 @@ grpc::ServerUnaryReactor* DogpileService::Publish(
       !s.ok()) {
     return FinishNow(ctx, s);
   }
+  if (durability_ != nullptr) {
+    // Nothing new is accepted that can no longer be made durable.
+    if (core::Status health = durability_->Health(); !health.ok()) {
+      return FinishNow(ctx, ToGrpc(health));
+    }
+  }
   core::PublishRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -70,10 +101,12 @@ grpc::ServerUnaryReactor* DogpileService::Publish(
     r.created_time = request->created_time();
   }
   core::StatusOr<double> created = core_->Publish(r);
-  if (created.ok()) {
-    response->set_created_time(created.value());
+  if (!created.ok()) {
+    return FinishNow(ctx, ToGrpc(created.status()));
   }
-  return FinishNow(ctx, ToGrpc(created.status()));
+  return FinishWhenDurable(ctx, [response, t = created.value()] {
+    response->set_created_time(t);
+  });
 }
 
 grpc::ServerUnaryReactor* DogpileService::Abandon(
@@ -105,7 +138,12 @@ grpc::ServerUnaryReactor* DogpileService::Invalidate(
   r.registry = request->registry();
   r.key = request->key();
   r.hard = request->hard();
-  return FinishNow(ctx, ToGrpc(core_->Invalidate(r)));
+  // Applied even when the journal has failed: more invalidation is always
+  // safe. The answer still says whether it is durable.
+  if (core::Status s = core_->Invalidate(r); !s.ok()) {
+    return FinishNow(ctx, ToGrpc(s));
+  }
+  return FinishWhenDurable(ctx, [] {});
 }
 
 grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
@@ -119,7 +157,7 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
       core_->Peek(request->registry(), request->key(), request->expire_ms());
   if (peeked.ok()) {
     response->set_has_value(peeked->has_value);
-    response->set_value(peeked->value);
+    response->set_value(peeked->value.str());
     response->set_created_time(peeked->created_time);
     response->set_is_expired(peeked->is_expired);
     response->set_creating(peeked->creating);

@@ -18,13 +18,19 @@ grpc::ServerUnaryReactor* RWMutexService::Lock(
   r.session_id = request->session_id();
   r.mode = request->mode();
   r.wait_timeout_ms = request->wait_timeout_ms();
+  r.request_id = request->request_id();
 
-  auto* reactor = new WaitReactor(core_);
+  auto* reactor = new WaitReactor(core_, ctx);
   const uint64_t wait_id = core_->Lock(
-      r, [reactor, response](core::StatusOr<core::LockResult> result) {
+      r, [reactor, response, request](core::StatusOr<core::LockResult> result) {
         if (result.ok()) {
           response->set_acquired(result->acquired);
           response->set_token(result->token);
+          if (result->acquired) {
+            reactor->NoteGrant(request->registry(), request->key(),
+                               request->session_id(), result->token,
+                               /*is_lock=*/true);
+          }
         }
         reactor->Finish(ToGrpc(result.status()));
       });

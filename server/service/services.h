@@ -3,7 +3,10 @@
 // threads; all state lives in the Coordinator.
 #pragma once
 
+#include <functional>
+
 #include "core/coordinator.h"
+#include "core/journal.h"
 #include "service/auth.h"
 #include "dogpiled/v1/admin.grpc.pb.h"
 #include "dogpiled/v1/dogpile.grpc.pb.h"
@@ -34,8 +37,11 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
 class DogpileService final : public v1::Dogpile::CallbackService {
  public:
-  DogpileService(core::Coordinator* core, const Auth* auth)
-      : core_(core), auth_(auth) {}
+  // `durability`, when set, holds back the answers of Publish and
+  // Invalidate until their records are as durable as the policy promises.
+  DogpileService(core::Coordinator* core, const Auth* auth,
+                 core::DurabilityBarrier* durability = nullptr)
+      : core_(core), auth_(auth), durability_(durability) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -53,8 +59,14 @@ class DogpileService final : public v1::Dogpile::CallbackService {
                                  v1::PeekResponse* response) override;
 
  private:
+  // Finishes `reactor` with OK once what the core journaled is durable, or
+  // with the journal's UNAVAILABLE; `on_ok` fills the answer first.
+  grpc::ServerUnaryReactor* FinishWhenDurable(
+      grpc::CallbackServerContext* ctx, std::function<void()> on_ok);
+
   core::Coordinator* const core_;
   const Auth* const auth_;
+  core::DurabilityBarrier* const durability_;
 };
 
 class RWMutexService final : public v1::RWMutex::CallbackService {

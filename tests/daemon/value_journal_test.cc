@@ -7,7 +7,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
+#include <future>
+#include <mutex>
+#include <optional>
 #include <fstream>
 
 #include "core/clock.h"
@@ -31,11 +36,14 @@ class ValueJournalTest : public ::testing::Test {
   // A daemon's worth of state: journal opened, core restored, journal
   // started.
   void Boot(FsyncPolicy policy = FsyncPolicy::kEverySecond,
-            uint64_t compact_bytes = 64 << 20) {
-    auto opened = ValueJournal::Open(dir_.string(), policy, compact_bytes);
+            uint64_t compact_bytes = 64 << 20, Env* env = Env::Default(),
+            core::Limits limits = {}) {
+    auto opened =
+        ValueJournal::Open(dir_.string(), policy, compact_bytes, env);
     ASSERT_TRUE(opened.ok()) << opened.status().message();
     journal_ = std::move(opened.value());
     core::CoordinatorOptions options;
+    options.limits = limits;
     options.clock = &clock_;
     options.journal = journal_.get();
     core_ = std::make_unique<core::Coordinator>(options);
@@ -75,8 +83,16 @@ class ValueJournalTest : public ::testing::Test {
     ASSERT_TRUE(core_->Publish({"reg", key, session_, token, value, {}}).ok());
   }
 
+  // Waits until what was journaled so far is durable, as the service does
+  // before it answers a Publish under --fsync always.
+  void AwaitDurable() {
+    std::promise<core::Status> done;
+    journal_->AfterDurable([&](core::Status s) { done.set_value(s); });
+    ASSERT_TRUE(done.get_future().get().ok());
+  }
+
   std::string Get(const std::string& key) {
-    return core_->Peek("reg", key, 0)->value;
+    return core_->Peek("reg", key, 0)->value.str();
   }
 
   core::SystemClock clock_;
@@ -106,6 +122,7 @@ TEST_F(ValueJournalTest, CrashKeepsLoggedValuesAndIgnoresTornTail) {
     Boot(FsyncPolicy::kAlways);
     Put("a", "kept");
     Put("b", "also kept");
+    AwaitDurable();  // what the daemon does before it answers
   });
   // A crash mid-append leaves half a record at the end of the log.
   fs::path log;
@@ -148,6 +165,237 @@ TEST_F(ValueJournalTest, CompactionBoundsTheLogAndKeepsTheLatestValues) {
   core_.reset();
   Boot();
   EXPECT_EQ(Get("k4"), std::string(100, 'a' + 199 % 26));
+}
+
+// An Env whose syncs wait at a gate the test opens, or fail: a slow or
+// failing disk, made deterministic.
+class GatedEnv final : public EnvWrapper {
+ public:
+  GatedEnv() : EnvWrapper(Env::Default()) {}
+
+  core::StatusOr<std::unique_ptr<WritableFile>> NewAppendableFile(
+      const std::string& path) override {
+    return Wrap(EnvWrapper::NewAppendableFile(path));
+  }
+  core::StatusOr<std::unique_ptr<WritableFile>> NewWritableFile(
+      const std::string& path) override {
+    return Wrap(EnvWrapper::NewWritableFile(path));
+  }
+
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void Open() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = true;
+    }
+    cv_.notify_all();
+  }
+  void FailSyncs() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fail_ = true;
+    }
+    cv_.notify_all();
+  }
+  // Waits until some sync is held at the gate.
+  void AwaitBlockedSync() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return blocked_ > 0; });
+  }
+
+ private:
+  class File final : public WritableFile {
+   public:
+    File(GatedEnv* env, std::unique_ptr<WritableFile> inner)
+        : env_(env), inner_(std::move(inner)) {}
+    core::Status Append(std::string_view data) override {
+      return inner_->Append(data);
+    }
+    core::Status Sync() override {
+      std::unique_lock<std::mutex> lock(env_->mu_);
+      ++env_->blocked_;
+      env_->cv_.notify_all();
+      env_->cv_.wait(lock, [this] { return env_->open_ || env_->fail_; });
+      --env_->blocked_;
+      if (env_->fail_) {
+        return core::Unavailable("fdatasync: Input/output error (injected)");
+      }
+      lock.unlock();
+      return inner_->Sync();
+    }
+    core::Status Close() override { return inner_->Close(); }
+
+   private:
+    GatedEnv* const env_;
+    std::unique_ptr<WritableFile> inner_;
+  };
+
+  core::StatusOr<std::unique_ptr<WritableFile>> Wrap(
+      core::StatusOr<std::unique_ptr<WritableFile>> file) {
+    if (!file.ok()) {
+      return file;
+    }
+    return std::unique_ptr<WritableFile>(
+        new File(this, std::move(file.value())));
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = true;
+  bool fail_ = false;
+  int blocked_ = 0;
+};
+
+TEST_F(ValueJournalTest, ASlowSyncHoldsBackOnlyTheAnswersThatNeedIt) {
+  GatedEnv env;
+  Boot(FsyncPolicy::kAlways, 64 << 20, &env);
+  env.Close();
+  Put("a", "1");  // the core hands the record over and returns
+  env.AwaitBlockedSync();
+  std::atomic<int> answered{0};
+  journal_->AfterDurable([&](core::Status s) {
+    EXPECT_TRUE(s.ok());
+    ++answered;
+  });
+  // While the disk is stuck, the core serves everything else: this thread
+  // would hang here otherwise.
+  Put("b", "2");
+  EXPECT_EQ(Get("a"), "1");
+  ASSERT_TRUE(core_->Invalidate({"reg", "zz", false}).ok());
+  EXPECT_EQ(answered.load(), 0);
+  env.Open();
+  std::atomic<bool> second{false};
+  std::mutex m;
+  std::condition_variable cv;
+  journal_->AfterDurable([&](core::Status s) {
+    EXPECT_TRUE(s.ok());
+    std::lock_guard<std::mutex> lock(m);
+    second = true;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return second.load(); });
+  EXPECT_EQ(answered.load(), 1);  // covered by an earlier batch's sync
+  EXPECT_TRUE(journal_->Health().ok());
+  lock.unlock();
+  journal_.reset();  // before the Env it writes through
+  core_.reset();
+}
+
+TEST_F(ValueJournalTest, AFailedSyncIsReportedAndNothingIsAcknowledged) {
+  GatedEnv env;
+  Boot(FsyncPolicy::kAlways, 64 << 20, &env);
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<core::Status> reported;
+  journal_->SetFailureHook([&](const core::Status& s) {
+    std::lock_guard<std::mutex> lock(m);
+    reported = s;
+    cv.notify_all();
+  });
+  env.FailSyncs();
+  Put("a", "1");
+  std::optional<core::Status> answer;
+  journal_->AfterDurable([&](core::Status s) {
+    std::lock_guard<std::mutex> lock(m);
+    answer = s;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return reported.has_value() && answer.has_value(); });
+  EXPECT_EQ(answer->code(), core::Code::kUnavailable);
+  EXPECT_EQ(answer->reason(), "STORAGE_FAILED");
+  EXPECT_NE(reported->message().find("Input/output error"),
+            std::string::npos);
+  EXPECT_EQ(journal_->Health().code(), core::Code::kUnavailable);
+  lock.unlock();
+  // From now on every answer that needs durability is refused at once.
+  bool refused = false;
+  journal_->AfterDurable([&](core::Status s) { refused = !s.ok(); });
+  EXPECT_TRUE(refused);
+  journal_.reset();  // before the Env it writes through
+  core_.reset();
+}
+
+TEST_F(ValueJournalTest, DamageInTheMiddleIsLoudAndLeavesAColderCacheNotAWrongOne) {
+  InCrashingChild([&] {
+    Boot(FsyncPolicy::kAlways);
+    Put("before", "v1");
+    ASSERT_TRUE(core_->Invalidate({"reg", "gone", true}).ok());
+    Put("after", "v2");
+    journal_.reset();  // drains and syncs, as the kernel would keep it
+  });
+  fs::path log;
+  for (const auto& f : fs::directory_iterator(dir_)) {
+    if (f.path().extension() == ".log") {
+      log = f.path();
+    }
+  }
+  ASSERT_FALSE(log.empty());
+  // Flip a byte inside the second record (the invalidation).
+  std::string data;
+  {
+    std::ifstream in(log, std::ios::binary);
+    data.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  RecordReader reader(data);
+  ASSERT_TRUE(reader.Next().has_value());
+  const size_t second = reader.consumed();
+  data[second + 12] ^= 0x5a;
+  std::ofstream(log, std::ios::binary | std::ios::trunc) << data;
+  Boot();
+  EXPECT_EQ(journal_->damaged_records(), 1u);
+  // The value read before the damage may have been voided by what was lost:
+  // it is gone. The one written after it survives.
+  EXPECT_FALSE(core_->Peek("reg", "before", 0)->has_value);
+  EXPECT_EQ(Get("after"), "v2");
+  // A lock-only caller's stamp from before the restart counts as expired.
+  core::AcquireRequest r;
+  r.registry = "reg";
+  r.key = "gone";
+  r.session_id = session_;
+  r.expire_ms = 600'000;
+  r.client_created_time = clock_.WallSeconds() - 1;
+  core::Outcome outcome{};
+  core_->Acquire(r, [&](const core::StatusOr<core::AcquireResult>& got) {
+    ASSERT_TRUE(got.ok());
+    outcome = got.value().outcome;
+  });
+  EXPECT_EQ(outcome, core::Outcome::kCreate);
+}
+
+TEST_F(ValueJournalTest, AShrunkBudgetKeepsTheMostRecentlyUsedValues) {
+  Boot();
+  for (int i = 0; i < 10; ++i) {
+    Put("k" + std::to_string(i), std::string(1000, 'v'));
+  }
+  EXPECT_EQ(Get("k0"), std::string(1000, 'v'));  // k0 is now the most recent
+  journal_->Stop();
+  journal_.reset();
+  core_.reset();
+  core::Limits small;
+  small.memory_budget_bytes = 3 * (1000 + 2 + 320) + 3 + 320;
+  Boot(FsyncPolicy::kEverySecond, 64 << 20, Env::Default(), small);
+  EXPECT_TRUE(core_->Peek("reg", "k0", 0)->has_value);
+  EXPECT_TRUE(core_->Peek("reg", "k9", 0)->has_value);
+  EXPECT_TRUE(core_->Peek("reg", "k8", 0)->has_value);
+  EXPECT_FALSE(core_->Peek("reg", "k7", 0)->has_value);
+  EXPECT_FALSE(core_->Peek("reg", "k1", 0)->has_value);
+}
+
+TEST(RecordReaderTest, ResyncFindsTheNextWholeRecord) {
+  std::string data =
+      EncodeDrop("r", "k1") + EncodeDrop("r", "k2") + EncodeDrop("r", "k3");
+  data[EncodeDrop("r", "k1").size() + 9] ^= 0x40;  // damage k2
+  RecordReader reader(data);
+  ASSERT_EQ(reader.Next()->value.key, "k1");
+  EXPECT_FALSE(reader.Next().has_value());
+  ASSERT_TRUE(reader.Resync());
+  EXPECT_EQ(reader.Next()->value.key, "k3");
+  EXPECT_TRUE(reader.at_end());
 }
 
 TEST(RecordReaderTest, StopsAtCorruption) {
