@@ -166,10 +166,10 @@ class Coordinator {
       DP_REQUIRES(mu_);
   // Idempotent Publish: what an accepted Publish with this session, token,
   // registry and key answered, if one was.
-  std::optional<double> PublishedBefore(const PublishRequest& request)
-      DP_REQUIRES(mu_);
-  void RememberPublish(const PublishRequest& request, double created_time)
-      DP_REQUIRES(mu_);
+  std::optional<double> PublishedBefore(const PublishRequest& request,
+                                        size_t value_hash) DP_REQUIRES(mu_);
+  void RememberPublish(const PublishRequest& request, size_t value_hash,
+                       double created_time) DP_REQUIRES(mu_);
   void Remember(Invalidation& inv, bool hard, TimerTarget target,
                 MarkRef holder) DP_REQUIRES(mu_);
   // Applies an invalidation mark (new, restored or folded) with its horizon

@@ -2,6 +2,7 @@
 // abandoning, invalidating and peeking.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -331,6 +332,9 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
 }
 
 StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
+  // Hashed before the lock: it tells a retry (same value) from a second
+  // Publish with the same token.
+  const size_t value_hash = std::hash<std::string>()(request.value.str());
   Op op(this);
   if (shutting_down_) {
     return Unavailable("dogpiled is shutting down");
@@ -354,7 +358,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     return NotFound("session_id: unknown or ended session " +
                     std::to_string(request.session_id));
   }
-  if (auto again = PublishedBefore(request)) {
+  if (auto again = PublishedBefore(request, value_hash)) {
     return *again;  // a retry of an accepted Publish whose answer was lost
   }
   Entry* entry = FindEntry(request.registry, request.key);
@@ -380,7 +384,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     }
     StoreValue(*entry, request.value, created, creator.token);
   }
-  RememberPublish(request, created);
+  RememberPublish(request, value_hash, created);
   const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
   entry->creation_ms =
       entry->creation_ms

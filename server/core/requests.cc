@@ -159,14 +159,15 @@ std::optional<uint64_t> Coordinator::RetryLock(Session& session,
 }
 
 std::optional<double> Coordinator::PublishedBefore(
-    const PublishRequest& request) {
+    const PublishRequest& request, size_t value_hash) {
   Session* session = FindSession(request.session_id);
   if (session == nullptr || request.token == 0) {
     return std::nullopt;
   }
   const size_t name = NameHash(request.registry, request.key);
   for (const Session::Published& p : session->recent_publishes) {
-    if (p.token == request.token && p.name_hash == name) {
+    if (p.token == request.token && p.name_hash == name &&
+        p.value_hash == value_hash) {
       return p.created_time;
     }
   }
@@ -174,10 +175,11 @@ std::optional<double> Coordinator::PublishedBefore(
 }
 
 void Coordinator::RememberPublish(const PublishRequest& request,
-                                  double created_time) {
+                                  size_t value_hash, double created_time) {
   Session& session = sessions_.at(request.session_id);
-  session.recent_publishes.push_back(
-      {request.token, NameHash(request.registry, request.key), created_time});
+  session.recent_publishes.push_back({request.token,
+                                      NameHash(request.registry, request.key),
+                                      value_hash, created_time});
   if (session.recent_publishes.size() > kRecentPublishes) {
     session.recent_publishes.pop_front();
   }

@@ -55,6 +55,7 @@ struct Session {
   struct Published {
     Token token = 0;
     size_t name_hash = 0;
+    size_t value_hash = 0;  // a retry carries the same value
     double created_time = 0;
   };
   std::deque<Published> recent_publishes;

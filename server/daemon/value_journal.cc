@@ -504,11 +504,11 @@ void ValueJournal::Fail(const core::Status& cause) {
     queue_.clear();
   }
   spdlog::error("{}", status.message());
+  if (hook) {  // NOT_SERVING first, then the refusals
+    hook(status);
+  }
   for (Waiter& w : ready) {
     w.second(status);
-  }
-  if (hook) {
-    hook(status);
   }
 }
 

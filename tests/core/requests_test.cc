@@ -94,6 +94,10 @@ TEST_F(CoreTest, RetriedPublishAnswersOkWithTheSameCreatedTime) {
   EXPECT_EQ(again.value(), first.value());
   EXPECT_EQ(core_->GetStats().publishes, 1u);
   EXPECT_EQ(core_->GetStats().fencing_rejections, 0u);
+  // A second Publish with another value is no retry: the role is spent.
+  p.value = Bytes("v2");
+  EXPECT_EQ(core_->Publish(p).status().code(), Code::kFailedPrecondition);
+  p.value = Bytes("v1");
   // The token is no proof for another key, nor for another session.
   p.key = "other";
   EXPECT_EQ(core_->Publish(p).status().code(), Code::kFailedPrecondition);
