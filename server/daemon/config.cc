@@ -95,9 +95,14 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--max-value-bytes", l.max_value_bytes, "Largest value accepted",
        "DOGPILED_MAX_VALUE_BYTES");
   Flag(app, "--memory-budget-bytes", l.memory_budget_bytes,
-       "Bytes of stored values (with keys) before least recently used "
-       "values nobody holds or waits on are evicted",
+       "Bytes for everything kept per entry (keys, values, 704 bytes of "
+       "bookkeeping each, remembered invalidations); past it least recently "
+       "used values nobody holds or waits on are evicted",
        "DOGPILED_MEMORY_BUDGET_BYTES");
+  Flag(app, "--invalidation-memory-bytes", l.invalidation_memory_bytes,
+       "Share of the budget for remembered invalidations of single keys; "
+       "past it the oldest fold into a registry-wide mark (0: an eighth of "
+       "the budget)", "DOGPILED_INVALIDATION_MEMORY_BYTES");
   Flag(app, "--max-sessions", l.max_sessions, "Cap on open sessions",
        "DOGPILED_MAX_SESSIONS");
   Flag(app, "--max-waiters", l.max_waiters, "Cap on parked calls in all",
@@ -159,6 +164,7 @@ std::string Describe(const Config& c) {
       << " max_key_bytes=" << l.max_key_bytes
       << " max_value_bytes=" << l.max_value_bytes
       << " memory_budget_bytes=" << l.memory_budget_bytes
+      << " invalidation_memory_bytes=" << l.invalidation_memory_bytes
       << " max_sessions=" << l.max_sessions
       << " max_waiters=" << l.max_waiters
       << " max_waiters_per_key=" << l.max_waiters_per_key;

@@ -10,7 +10,7 @@ class MemoryTest : public CoreTest {
   MemoryTest() {
     Limits limits;
     limits.memory_budget_bytes = 64 << 10;
-    limits.invalidation_memory_bytes = 8 << 10;  // about 25 marks of 330 B
+    limits.invalidation_memory_bytes = 8 << 10;  // about 11 marks of 710 B
     Make(limits);
   }
 };
@@ -21,9 +21,9 @@ TEST_F(MemoryTest, DistinctInvalidationsStayWithinTheirShare) {
                     .ok());
   }
   const Stats stats = core_->GetStats();
-  // Each mark costs an entry (overhead + key): the share holds ~25.
-  EXPECT_LE(stats.entries, 30u);
-  EXPECT_GE(stats.entries, 10u);
+  // Each mark costs an entry (overhead + key): the share holds ~11.
+  EXPECT_LE(stats.entries, 14u);
+  EXPECT_GE(stats.entries, 5u);
 }
 
 TEST_F(MemoryTest, FoldingInvalidatesMoreNeverFewer) {
@@ -52,7 +52,7 @@ TEST_F(MemoryTest, RegistryMarksFoldIntoADaemonWideOne) {
   for (int i = 0; i < 500; ++i) {
     ASSERT_TRUE(core_->Invalidate({"r" + std::to_string(i), "", false}).ok());
   }
-  EXPECT_LE(core_->GetStats().registries, 30u);
+  EXPECT_LE(core_->GetStats().registries, 14u);
   // "reg" was never invalidated, but its value predates folded marks.
   auto peek = core_->Peek("reg", "k", 0);
   EXPECT_TRUE(peek->has_value);
@@ -70,7 +70,8 @@ TEST_F(MemoryTest, ValuesAreEvictedWhenMarksAndValuesOutgrowTheBudget) {
   const Stats stats = core_->GetStats();
   EXPECT_GT(stats.evictions, 0u);
   // Every entry is counted: bookkeeping, key and value.
-  EXPECT_LE(stats.entries * (320 + 3) + stats.stored_bytes, 64u << 10);
+  const uint64_t overhead = Limits{}.entry_overhead_bytes;
+  EXPECT_LE(stats.entries * (overhead + 3) + stats.stored_bytes, 64u << 10);
 }
 
 TEST_F(MemoryTest, ShrunkBudgetRestoresTheMostRecentlyUsedValues) {
@@ -80,7 +81,8 @@ TEST_F(MemoryTest, ShrunkBudgetRestoresTheMostRecentlyUsedValues) {
                             std::string(1000, 'v'), 1.0 + i, 100u + i});
   }
   Limits limits;
-  limits.memory_budget_bytes = 5700;  // "reg" and four 1322-byte entries
+  const uint64_t o = limits.entry_overhead_bytes;
+  limits.memory_budget_bytes = (3 + o) + 4 * (1000 + 2 + o);  // "reg", four
   Make(limits);
   core_->Restore(state);
   for (int i = 0; i < 10; ++i) {

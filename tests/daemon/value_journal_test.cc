@@ -377,7 +377,8 @@ TEST_F(ValueJournalTest, AShrunkBudgetKeepsTheMostRecentlyUsedValues) {
   journal_.reset();
   core_.reset();
   core::Limits small;
-  small.memory_budget_bytes = 3 * (1000 + 2 + 320) + 3 + 320;
+  const uint64_t o = small.entry_overhead_bytes;
+  small.memory_budget_bytes = 3 * (1000 + 2 + o) + 3 + o;
   Boot(FsyncPolicy::kEverySecond, 64 << 20, Env::Default(), small);
   EXPECT_TRUE(core_->Peek("reg", "k0", 0)->has_value);
   EXPECT_TRUE(core_->Peek("reg", "k9", 0)->has_value);

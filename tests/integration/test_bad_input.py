@@ -108,9 +108,9 @@ def test_configured_caps(make_daemon):
 
 
 def test_memory_budget_evicts_unused_values(make_daemon):
-    # Each entry costs 320 bytes of bookkeeping beside its key and value, the
-    # registry 320 + its name: three 30-byte values fit in 1500, four not.
-    d = make_daemon("--memory-budget-bytes", "1500")
+    # Each entry costs 704 bytes of bookkeeping beside its key and value, the
+    # registry 704 + its name: three 30-byte values fit in 3200, four not.
+    d = make_daemon("--memory-budget-bytes", "3200")
     s = d.open()
     for i in range(5):
         key = f"k{i}"

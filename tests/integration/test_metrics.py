@@ -46,7 +46,7 @@ def value(samples, name, **labels):
 def metered(make_daemon, tmp_path):
     port_file = tmp_path / "metrics-port"
     d = make_daemon("--metrics-listen", "127.0.0.1:0", "--metrics-port-file", str(port_file),
-                    "--memory-budget-bytes", "1100")
+                    "--memory-budget-bytes", "2000")
     d.metrics_port = int(port_file.read_text())
     return d
 
@@ -94,8 +94,9 @@ def test_metrics_after_known_traffic(metered):
     assert d.dogpile.Acquire(d.acquire(b, "k1", registry="m", expire_ms=-1)).outcome == STALE
     d.publish(a, t4.token, b"z" * 100, key="k1", registry="m")
 
-    # k5's value does not fit beside k1's in 1100 bytes (each entry also
-    # costs 320 bytes of bookkeeping, and the registry one): k1 is evicted.
+    # k5's value does not fit beside k1's in 2000 bytes (each entry also
+    # costs 704 bytes of bookkeeping, and the registry as much): k1 is
+    # evicted.
     t5 = d.dogpile.Acquire(d.acquire(a, "k5", registry="m"))
     assert t5.outcome == CREATE
     d.publish(a, t5.token, b"w" * 250, key="k5", registry="m")
