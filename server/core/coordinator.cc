@@ -164,6 +164,8 @@ void Coordinator::DropValue(Entry& entry) {
     journal_->ValueDropped(entry.registry->name, entry.key);
   }
   stats_.stored_bytes -= ValueBytes(entry);
+  entry.value_tenant->stored_bytes -= ValueBytes(entry);
+  MaybeDropTenant(std::exchange(entry.value_tenant, nullptr));
   lru_.erase(entry.lru_pos);
   entry.lru_pos = lru_.end();
   entry.has_value = false;
@@ -171,45 +173,94 @@ void Coordinator::DropValue(Entry& entry) {
 }
 
 void Coordinator::StoreValue(Entry& entry, std::string value,
-                             double created_time, Token token) {
+                             double created_time, Token token,
+                             Tenant* tenant) {
   if (entry.has_value) {
     stats_.stored_bytes -= ValueBytes(entry);
+    entry.value_tenant->stored_bytes -= ValueBytes(entry);
     lru_.erase(entry.lru_pos);
   }
+  Tenant* previous = std::exchange(entry.value_tenant, tenant);
   entry.value = std::move(value);
   entry.has_value = true;
   entry.created_time = created_time;
   entry.value_token = token;
   entry.lru_pos = lru_.insert(lru_.begin(), &entry);
   stats_.stored_bytes += ValueBytes(entry);
+  tenant->stored_bytes += ValueBytes(entry);
+  if (previous != tenant) {
+    MaybeDropTenant(previous);
+  }
   if (journal_ != nullptr && !replaying_) {
     journal_->ValueStored({entry.registry->name, entry.key, entry.value,
                            created_time, token});
   }
 }
 
-Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
-  const uint64_t kept =
-      stats_.stored_bytes - (entry.has_value ? ValueBytes(entry) : 0);
-  if (kept + bytes <= limits_.memory_budget_bytes) {
+Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes, Tenant* tenant) {
+  const uint64_t replaced = entry.has_value ? ValueBytes(entry) : 0;
+  const uint64_t kept = stats_.stored_bytes - replaced;
+  const uint64_t own_kept =
+      tenant->stored_bytes - (entry.value_tenant == tenant ? replaced : 0);
+  const uint64_t own_cap = limits_.tenant_memory_bytes != 0
+                               ? limits_.tenant_memory_bytes
+                               : limits_.memory_budget_bytes;
+  const uint64_t need = kept + bytes > limits_.memory_budget_bytes
+                            ? kept + bytes - limits_.memory_budget_bytes
+                            : 0;
+  const uint64_t own_need =
+      own_kept + bytes > own_cap ? own_kept + bytes - own_cap : 0;
+  if (need == 0 && own_need == 0) {
     return {};
   }
-  uint64_t need = kept + bytes - limits_.memory_budget_bytes;
-  // First make sure enough can go, so a refusal changes nothing.
+  // First make sure enough can go, so a refusal changes nothing. The
+  // tenant's own values go first, oldest first; another tenant's only while
+  // it keeps more than its fair share, so a flood into one registry cannot
+  // empty another tenant's.
   std::vector<Entry*> victims;
   uint64_t freed = 0;
-  for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
+  uint64_t own_freed = 0;
+  for (auto it = lru_.rbegin();
+       it != lru_.rend() && (freed < need || own_freed < own_need); ++it) {
     Entry* candidate = *it;
-    if (candidate != &entry && !InUse(*candidate)) {
+    if (candidate != &entry && candidate->value_tenant == tenant &&
+        !InUse(*candidate)) {
       victims.push_back(candidate);
       freed += ValueBytes(*candidate);
+      own_freed += ValueBytes(*candidate);
+    }
+  }
+  if (own_freed < own_need) {
+    return LimitReached("value: this tenant's memory share of " +
+                            std::to_string(own_cap) +
+                            " bytes is full of values in use",
+                        "TENANT_MEMORY_QUOTA", "value", own_cap);
+  }
+  if (freed < need) {
+    const uint64_t share = FairShare(tenant);
+    std::unordered_map<Tenant*, uint64_t> left;
+    for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
+      Entry* candidate = *it;
+      Tenant* owner = candidate->value_tenant;
+      if (owner == tenant || candidate == &entry || InUse(*candidate)) {
+        continue;
+      }
+      auto [pos, fresh] = left.try_emplace(owner, owner->stored_bytes);
+      if (pos->second <= share) {
+        continue;
+      }
+      victims.push_back(candidate);
+      freed += ValueBytes(*candidate);
+      pos->second -= std::min(pos->second, ValueBytes(*candidate));
     }
   }
   if (freed < need) {
-    return ResourceExhausted(
-        "value: the memory budget of " +
-        std::to_string(limits_.memory_budget_bytes) +
-        " bytes is full of values in use");
+    return LimitReached("value: the memory budget of " +
+                            std::to_string(limits_.memory_budget_bytes) +
+                            " bytes is full of values in use or within "
+                            "other tenants' shares",
+                        "MEMORY_BUDGET_FULL", "value",
+                        limits_.memory_budget_bytes);
   }
   for (Entry* victim : victims) {
     observer_->OnEviction(victim->registry->name, victim->key,
@@ -229,6 +280,8 @@ Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
   Waiter& waiter = waiters_[id];
   waiter.id = id;
   waiter.session_id = session_id;
+  waiter.tenant = sessions_.at(session_id).tenant;
+  ++waiter.tenant->waiters;
   waiter.entry = &entry;
   waiter.parked_ms = clock_->NowMs();
   const int64_t deadline = clock_->NowMs() + wait_ms;
@@ -253,6 +306,8 @@ Waiter Coordinator::Unpark(uint64_t wait_id) {
   if (Session* session = FindSession(waiter.session_id)) {
     session->waits.erase(wait_id);
   }
+  --waiter.tenant->waiters;
+  MaybeDropTenant(waiter.tenant);
   observer_->OnWaitEnded(clock_->NowMs() - waiter.parked_ms);
   return waiter;
 }
@@ -265,7 +320,15 @@ void Coordinator::Answer(Waiter& waiter, const Status& status) {
   }
 }
 
-Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line) const {
+Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line,
+                                  const Session& session) const {
+  if (session.tenant->waiters >= limits_.max_waiters_per_tenant) {
+    return LimitReached("waiters: this tenant's quota of " +
+                            std::to_string(limits_.max_waiters_per_tenant) +
+                            " parked calls is reached",
+                        "TENANT_WAITERS_QUOTA", "wait_timeout_ms",
+                        limits_.max_waiters_per_tenant);
+  }
   if (waiters_.size() >= limits_.max_waiters) {
     return ResourceExhausted("waiters: the cap of " +
                              std::to_string(limits_.max_waiters) +

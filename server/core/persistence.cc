@@ -55,13 +55,18 @@ void Coordinator::Restore(const PersistedState& state) {
     const uint64_t bytes = v.value.size() + v.key.size();
     if (!CheckRegistry(v.registry).ok() || !CheckKey(v.key, limits_).ok() ||
         v.value.size() > limits_.max_value_bytes ||
-        stats_.stored_bytes + bytes > limits_.memory_budget_bytes) {
+        stats_.stored_bytes + bytes > limits_.memory_budget_bytes ||
+        !(v.created_time <=
+          now_wall + static_cast<double>(limits_.max_future_skew_ms) / 1000)) {
       continue;
     }
     last_token_ = std::max(last_token_, v.token);
     Entry& entry = GetOrCreateEntry(v.registry, v.key);
     if (v.token > HardInvalidToken(entry)) {
-      StoreValue(entry, v.value, v.created_time, v.token);
+      // Who published it is not journaled: restored values share one
+      // tenant of their own, which no caller's identity can name.
+      StoreValue(entry, v.value, v.created_time, v.token,
+                 GetTenant(kRestoredTenant));
     }
     MaybeCollect(&entry);
   }
