@@ -1,5 +1,6 @@
 #include "daemon/logging.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -83,6 +84,21 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// libprotobuf's own messages (it logs an ERROR for every string field that
+// is not UTF-8, for example) go through spdlog, at its level and format,
+// so --log-level off means nothing at all is printed.
+void ProtobufToSpdlog(google::protobuf::LogLevel level, const char* file,
+                      int line, const std::string& message) {
+  spdlog::level::level_enum to = spdlog::level::info;
+  switch (level) {
+    case google::protobuf::LOGLEVEL_INFO: to = spdlog::level::debug; break;
+    case google::protobuf::LOGLEVEL_WARNING: to = spdlog::level::warn; break;
+    case google::protobuf::LOGLEVEL_ERROR: to = spdlog::level::warn; break;
+    case google::protobuf::LOGLEVEL_FATAL: to = spdlog::level::critical; break;
+  }
+  spdlog::log(to, "protobuf {}:{}: {}", file, line, message);
+}
+
 }  // namespace
 
 void AppendJsonEscaped(std::string_view text, std::string& out) {
@@ -136,6 +152,7 @@ core::Status SetUpLogging(const std::string& level, const std::string& format) {
                                  "' (text or json)");
   }
   spdlog::set_level(parsed);
+  google::protobuf::SetLogHandler(&ProtobufToSpdlog);
   // Each line reaches a pipe or a file at once, so a crash loses nothing
   // and log shippers see lines as they happen.
   spdlog::flush_on(spdlog::level::trace);

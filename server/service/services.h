@@ -5,6 +5,7 @@
 
 #include "core/coordinator.h"
 #include "service/auth.h"
+#include "service/response_budget.h"
 #include "dogpiled/v1/admin.grpc.pb.h"
 #include "dogpiled/v1/dogpile.grpc.pb.h"
 #include "dogpiled/v1/rwmutex.grpc.pb.h"
@@ -34,8 +35,11 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
 class DogpileService final : public v1::Dogpile::CallbackService {
  public:
-  DogpileService(core::Coordinator* core, const Auth* auth)
-      : core_(core), auth_(auth) {}
+  // `budget` (may be null: unbounded) bounds the value bytes of answers
+  // waiting on their readers.
+  DogpileService(core::Coordinator* core, const Auth* auth,
+                 ResponseBudget* budget = nullptr)
+      : core_(core), auth_(auth), budget_(budget) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -55,6 +59,7 @@ class DogpileService final : public v1::Dogpile::CallbackService {
  private:
   core::Coordinator* const core_;
   const Auth* const auth_;
+  ResponseBudget* const budget_;
 };
 
 class RWMutexService final : public v1::RWMutex::CallbackService {
@@ -75,13 +80,15 @@ class RWMutexService final : public v1::RWMutex::CallbackService {
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  explicit AdminService(core::Coordinator* core) : core_(core) {}
+  AdminService(core::Coordinator* core, const Auth* auth)
+      : core_(core), auth_(auth) {}
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
                                   const v1::StatsRequest* request,
                                   v1::StatsResponse* response) override;
 
  private:
   core::Coordinator* const core_;
+  const Auth* const auth_;
 };
 
 // Answers a unary call at once with `status`.

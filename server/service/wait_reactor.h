@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/coordinator.h"
+#include "service/response_budget.h"
 
 namespace dogpiled::service {
 
@@ -36,7 +37,11 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
   // this, marked "not API": an upgrade that drops it fails to compile here.
   bool InternalInlineable() override { return wait_id_.load() == 0; }
 
+  // Held until OnDone: the answer's share of the response budget.
+  Reservation& reservation() { return reservation_; }
+
  private:
+  Reservation reservation_;
   core::Coordinator* const core_;
   std::atomic<uint64_t> wait_id_{0};
 };
