@@ -158,9 +158,33 @@ void LimitTransport(const Config& config, grpc::ServerBuilder& builder) {
   builder.experimental().SetInterceptorCreators(std::move(interceptors));
 }
 
+// A tenant's quota at or above the daemon-wide cap lets one tenant fill
+// the cap for everyone: say so at start-up.
+void WarnAboutQuotas(const core::Limits& l) {
+  const struct {
+    const char* quota;
+    uint64_t value;
+    const char* cap;
+    uint64_t cap_value;
+  } pairs[] = {
+      {"--max-sessions-per-tenant", l.max_sessions_per_tenant,
+       "--max-sessions", l.max_sessions},
+      {"--max-waiters-per-tenant", l.max_waiters_per_tenant, "--max-waiters",
+       l.max_waiters},
+  };
+  for (const auto& p : pairs) {
+    if (p.value >= p.cap_value) {
+      spdlog::warn("{} ({}) is not below {} ({}): one tenant can use up the "
+                   "whole daemon's share", p.quota, p.value, p.cap,
+                   p.cap_value);
+    }
+  }
+}
+
 }  // namespace
 
 int RunDaemon(const Config& config) {
+  WarnAboutQuotas(config.limits);
   std::unique_ptr<TokenFile> token_file;
   std::unique_ptr<ValueJournal> journal;
   core::Token stored = 0;

@@ -54,6 +54,11 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
       !s.ok()) {
     return FinishNow(ctx, s);
   }
+  // As in Peek: a connection that reads nothing gets no more copies made
+  // for it (refused before the core call, nothing is granted).
+  if (budget_ != nullptr && budget_->Exhausted(ctx->peer())) {
+    return FinishNow(ctx, BudgetFull(budget_));
+  }
   core::AcquireRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -157,7 +162,8 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
     return FinishNow(ctx, s);
   }
   // A client that reads nothing would have each refused Peek copy the
-  // value first, under the core's lock; refuse it before.
+  // value first, under the core's lock; refuse it before. (A connection at
+  // its limit is refused even a Peek of a missing key: it is not reading.)
   if (budget_ != nullptr && budget_->Exhausted(ctx->peer())) {
     return FinishNow(ctx, BudgetFull(budget_));
   }
