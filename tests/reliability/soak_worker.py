@@ -63,7 +63,7 @@ class Soak:
         try:
             return await method(request, timeout=wait_ms / 1000 + RPC_SLACK_S)
         except grpc.aio.AioRpcError as e:
-            self.sort_error(what, e, session, elected and (request.key, elected))
+            self.sort_error(what, e, session, elected and (request.key.decode(), elected))
             return None
 
     def invalidated_since(self, key, elected):
