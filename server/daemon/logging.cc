@@ -1,6 +1,7 @@
 #include "daemon/logging.h"
 
 #include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -99,6 +100,18 @@ void ProtobufToSpdlog(google::protobuf::LogLevel level, const char* file,
   spdlog::log(to, "protobuf {}:{}: {}", file, line, message);
 }
 
+// gRPC's own lines (a failed TLS handshake, say) likewise. gRPC filters by
+// its own verbosity (GRPC_VERBOSITY, default ERROR) before this is called.
+void GrpcToSpdlog(gpr_log_func_args* args) {
+  spdlog::level::level_enum to = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    to = spdlog::level::warn;  // mostly what a client did wrong
+  } else if (args->severity == GPR_LOG_SEVERITY_INFO) {
+    to = spdlog::level::info;
+  }
+  spdlog::log(to, "grpc {}:{}: {}", args->file, args->line, args->message);
+}
+
 }  // namespace
 
 void AppendJsonEscaped(std::string_view text, std::string& out) {
@@ -153,6 +166,7 @@ core::Status SetUpLogging(const std::string& level, const std::string& format) {
   }
   spdlog::set_level(parsed);
   google::protobuf::SetLogHandler(&ProtobufToSpdlog);
+  gpr_set_log_function(&GrpcToSpdlog);
   // Each line reaches a pipe or a file at once, so a crash loses nothing
   // and log shippers see lines as they happen.
   spdlog::flush_on(spdlog::level::trace);
