@@ -15,6 +15,7 @@ TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-grpcio python3-protobuf python3-pytest python3-yaml
   python3-dogpile.cache python3-pip python3-setuptools python3-venv openssl
+  python3-h2   # raw HTTP/2 client of the zero-window test (tests/integration)
   systemd   # systemd-analyze checks deploy/dogpiled.service
   # analysis, fuzzing and sanitizers (scripts/analyze.sh, fuzz.sh)
   clang clang-tidy libclang-rt-14-dev

@@ -27,6 +27,16 @@ _MODES = {"read": rwmutex_pb2.LockRequest.MODE_READ,
           "write": rwmutex_pb2.LockRequest.MODE_WRITE}
 
 
+def key_bytes(key):
+    """A key as the daemon sees it: bytes of anything. Text is sent UTF-8
+    encoded, so "k" and b"k" name the same key."""
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    if isinstance(key, (bytes, bytearray, memoryview)):
+        return bytes(key)
+    raise TypeError(f"key: str or bytes, got {type(key).__name__}")
+
+
 def wait_ms(seconds, name):
     """Seconds (None: as long as the daemon allows) to whole milliseconds."""
     if seconds is None:
@@ -62,8 +72,11 @@ class Client:
         self._dogpile = dogpile_pb2_grpc.DogpileStub(self._channel)
         self._rwmutex = rwmutex_pb2_grpc.RWMutexStub(self._channel)
         self._admin = admin_pb2_grpc.AdminStub(self._channel)
+        # The session is bound to the identity that opens it (the token,
+        # here): Open, KeepAlive and Close carry it like every other call.
         self.session = Session(self._channel, session_ttl, client_name,
-                               on_session_lost, rpc_timeout)
+                               on_session_lost, rpc_timeout,
+                               metadata=self._metadata)
         self._workers = background_workers
         self._executor = None
         self._pending = set()
@@ -124,7 +137,7 @@ class Client:
         See dogpile.proto for every field."""
         def request(session_id):
             r = dogpile_pb2.AcquireRequest(
-                registry=registry, key=key, session_id=session_id,
+                registry=registry, key=key_bytes(key), session_id=session_id,
                 expire_ms=expire_ms, wait_timeout_ms=wait_timeout_ms,
                 creation_timeout_ms=creation_timeout_ms,
                 early_refresh_beta=early_refresh_beta)
@@ -142,13 +155,13 @@ class Client:
     def peek(self, registry, key, expire_ms=0):
         """Reads a key without taking any role (PeekResponse)."""
         return self._call(f"Peek {registry}/{key}", self._dogpile.Peek,
-                          dogpile_pb2.PeekRequest(registry=registry, key=key,
+                          dogpile_pb2.PeekRequest(registry=registry, key=key_bytes(key),
                                                   expire_ms=expire_ms))
 
     def peek_many(self, registry, keys, expire_ms=0):
         """Peeks several keys concurrently; PeekResponses in key order."""
         futures = [self._dogpile.Peek.future(
-            dogpile_pb2.PeekRequest(registry=registry, key=k,
+            dogpile_pb2.PeekRequest(registry=registry, key=key_bytes(k),
                                     expire_ms=expire_ms),
             timeout=self._rpc_timeout, metadata=self._metadata)
             for k in keys]
@@ -159,12 +172,12 @@ class Client:
         """Marks `key`, or with no key the whole registry, as expired (soft:
         values stay as stale fallbacks) or absent (hard), fleet-wide."""
         self._call(f"Invalidate {registry}/{key}", self._dogpile.Invalidate,
-                   dogpile_pb2.InvalidateRequest(registry=registry, key=key,
+                   dogpile_pb2.InvalidateRequest(registry=registry, key=key_bytes(key),
                                                  hard=hard))
 
     def invalidate_many(self, registry, keys, hard=False):
         futures = [self._dogpile.Invalidate.future(
-            dogpile_pb2.InvalidateRequest(registry=registry, key=k,
+            dogpile_pb2.InvalidateRequest(registry=registry, key=key_bytes(k),
                                           hard=hard),
             timeout=self._rpc_timeout, metadata=self._metadata)
             for k in keys]
@@ -198,7 +211,7 @@ class Client:
         response, session_id = self._with_session(
             f"Lock {registry}/{key}",
             lambda sid: rwmutex_pb2.LockRequest(
-                registry=registry, key=key, session_id=sid,
+                registry=registry, key=key_bytes(key), session_id=sid,
                 mode=_MODES[mode], wait_timeout_ms=wait),
             self._rwmutex.Lock, self._rpc_timeout + wait / 1000.0)
         if not response.acquired:
@@ -222,7 +235,7 @@ class Client:
 
     def _publish(self, role, value, created_time):
         request = dogpile_pb2.PublishRequest(
-            registry=role.registry, key=role.key, session_id=role.session_id,
+            registry=role.registry, key=key_bytes(role.key), session_id=role.session_id,
             token=role.token, value=value)
         if created_time is not None:
             request.created_time = created_time
@@ -232,14 +245,14 @@ class Client:
     def _abandon(self, role, reason):
         self._call_for(role, "Abandon", self._dogpile.Abandon,
                        dogpile_pb2.AbandonRequest(
-                           registry=role.registry, key=role.key,
+                           registry=role.registry, key=key_bytes(role.key),
                            session_id=role.session_id, token=role.token,
                            reason=reason))
 
     def _unlock(self, grant):
         self._call_for(grant, "Unlock", self._rwmutex.Unlock,
                        rwmutex_pb2.UnlockRequest(
-                           registry=grant.registry, key=grant.key,
+                           registry=grant.registry, key=key_bytes(grant.key),
                            session_id=grant.session_id, token=grant.token))
 
     def _call_for(self, grant, name, method, request):

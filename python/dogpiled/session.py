@@ -30,8 +30,11 @@ class Session:
     """
 
     def __init__(self, channel, ttl=None, client_name=None, on_lost=None,
-                 rpc_timeout=5.0):
+                 rpc_timeout=5.0, metadata=None):
         self._channel = channel
+        # Credentials sent with Open, KeepAlive and Close: the daemon binds
+        # the session to the identity that opened it.
+        self._metadata = metadata
         self._stub = sessions_pb2_grpc.SessionsStub(channel)
         self._ttl_ms = 0 if ttl is None else int(ttl * 1000)
         self._client_name = client_name or default_client_name()
@@ -100,7 +103,7 @@ class Session:
             try:
                 self._stub.Close(
                     sessions_pb2.CloseRequest(session_id=session_id),
-                    timeout=self._rpc_timeout)
+                    timeout=self._rpc_timeout, metadata=self._metadata)
             except grpc.RpcError as e:  # already ended, or daemon gone
                 log.debug("dogpiled: Close(%d): %s", session_id, e.code())
 
@@ -109,7 +112,7 @@ class Session:
             response = self._stub.Open(
                 sessions_pb2.OpenRequest(ttl_ms=self._ttl_ms,
                                          client_name=self._client_name),
-                timeout=self._rpc_timeout)
+                timeout=self._rpc_timeout, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc(e, "Open") from None
         self._id = response.session_id
@@ -137,7 +140,8 @@ class Session:
                 period = max(self._granted_ttl_ms / 3000.0, 0.02)
                 if session_id:
                     stream = self._stub.KeepAlive(
-                        self._requests(session_id, period))
+                        self._requests(session_id, period),
+                        metadata=self._metadata)
                     self._stream = stream
             if not session_id:
                 # Lost and not reopened yet: the next `id` reopens.

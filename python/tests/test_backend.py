@@ -32,11 +32,11 @@ def test_object_level_api_matches_the_region(regions):
     region = regions()
     backend = region.backend
     backend.set("k", CachedValue("payload", {"ct": 1e9, "v": 1}))
-    backend.set_multi({"a": CachedValue(1, {"ct": 2e9, "v": 1})})
+    backend.set_multi({"a": CachedValue(1, {"ct": 1.5e9, "v": 1})})
     assert region.get("k", ignore_expiration=True) == "payload"
     assert backend.get("k") == ("payload", {"ct": 1e9, "v": 1})
     assert backend.get_multi(["a", "missing"]) == [
-        (1, {"ct": 2e9, "v": 1}), NO_VALUE]
+        (1, {"ct": 1.5e9, "v": 1}), NO_VALUE]
 
 
 def test_stored_bytes_are_dogpile_caches_own_serialization(regions, clients,
@@ -107,7 +107,7 @@ def test_direct_set_supersedes_a_creation_at_work(regions, clients, registry):
     assert mutex.acquire(False)
     region.set("k", "explicit")
     assert region.get("k") == "explicit"
-    creator_side.backend.set_serialized("k", b'{"ct": 1e10, "v": 1}|late')
+    creator_side.backend.set_serialized("k", b'{"ct": 1.5e9, "v": 1}|late')
     assert region.get("k") == "explicit", "the superseded creator was fenced"
     mutex.release()
 

@@ -33,6 +33,22 @@ def test_get_or_create_creates_once_then_serves(clients, registry):
     assert creator.calls == 1
 
 
+def test_keys_are_text_or_bytes(clients, registry):
+    client = clients()
+    creator = Creator(b"one")
+    # Text is its UTF-8 bytes: one key, whichever way it is written.
+    assert client.get_or_create(registry, "ключ", creator, expire=60) == b"one"
+    assert client.get_or_create(registry, "ключ".encode(), creator, expire=60) == b"one"
+    assert creator.calls == 1
+    raw = b"\xff\x00not utf-8"
+    assert client.get_or_create(registry, raw, Creator(b"raw"), expire=60) == b"raw"
+    assert client.peek(registry, raw).value == b"raw"
+    with client.write_lock(registry, raw, timeout=0):
+        pass
+    with pytest.raises(TypeError, match="key"):
+        client.peek(registry, 42)
+
+
 def test_waiters_get_the_creators_value(clients, registry):
     client, observer = clients(), clients()
     creator = Creator(b"shared", hold=True)

@@ -163,6 +163,8 @@ Waiter& Coordinator::Park(Entry& entry, SessionId session_id, int64_t wait_ms,
   Waiter& waiter = waiters_[id];
   waiter.id = id;
   waiter.session_id = session_id;
+  waiter.tenant = sessions_.at(session_id).tenant;
+  ++waiter.tenant->waiters;
   waiter.entry = &entry;
   waiter.parked_ms = clock_->NowMs();
   const int64_t deadline = clock_->NowMs() + wait_ms;
@@ -197,6 +199,8 @@ Waiter Coordinator::Unpark(uint64_t wait_id) {
       session->parked_requests.erase(it);
     }
   }
+  --waiter.tenant->waiters;
+  MaybeDropTenant(waiter.tenant);
   observer_->OnWaitEnded(clock_->NowMs() - waiter.parked_ms);
   return waiter;
 }
@@ -209,7 +213,15 @@ void Coordinator::Answer(Waiter& waiter, const Status& status) {
   }
 }
 
-Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line) const {
+Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line,
+                                  const Session& session) const {
+  if (session.tenant->waiters >= limits_.max_waiters_per_tenant) {
+    return LimitReached("waiters: this tenant's quota of " +
+                            std::to_string(limits_.max_waiters_per_tenant) +
+                            " parked calls is reached",
+                        "TENANT_WAITERS_QUOTA", "wait_timeout_ms",
+                        limits_.max_waiters_per_tenant);
+  }
   if (waiters_.size() >= limits_.max_waiters) {
     return ResourceExhausted("waiters: the cap of " +
                              std::to_string(limits_.max_waiters) +

@@ -63,14 +63,16 @@ class Coordinator {
   Coordinator& operator=(const Coordinator&) = delete;
 
   // Sessions.
-  // `client` identifies who opens it, for the per-client cap: the peer's
-  // TLS identity or address. `owner`, when not empty, binds the session to
-  // that authenticated identity: see CheckOwner.
+  // `client` identifies who opens it, for the per-client cap: the caller's
+  // identity, else its address. `owner` is the caller's identity ("" for
+  // the anonymous tenant): the session is bound to it (see CheckOwner) and
+  // counts against that tenant's quotas.
   StatusOr<OpenResult> Open(int64_t ttl_ms, const std::string& client_name,
                             const std::string& client = "",
                             const std::string& owner = "");
-  // PERMISSION_DENIED if the session is bound to an identity other than
-  // `caller`; OK otherwise (an unknown session is left to the call itself).
+  // PERMISSION_DENIED if the session was opened by an identity other than
+  // `caller` (the anonymous tenant is an identity too); OK otherwise (an
+  // unknown session is left to the call itself).
   Status CheckOwner(SessionId id, const std::string& caller);
   StatusOr<int64_t> KeepAlive(SessionId id);  // returns the granted TTL
   Status Close(SessionId id);
@@ -178,16 +180,19 @@ class Coordinator {
                          double wall, int64_t remember_until_ms,
                          TimerTarget target, MarkRef holder) DP_REQUIRES(mu_);
   void StoreValue(Entry& entry, Bytes value, double created_time,
-                  Token token) DP_REQUIRES(mu_);
+                  Token token, Tenant* tenant) DP_REQUIRES(mu_);
   void AddDeadline(int64_t deadline_ms) DP_REQUIRES(mu_);
   void Defer(std::function<void()> fn) DP_REQUIRES(mu_);
 
   // --- values and memory budget (memory.cc) ---
   void DropValue(Entry& entry) DP_REQUIRES(mu_);
   bool InUse(const Entry& entry) const;
-  // Evicts least recently used values until `bytes` more fit, beside what
-  // `entry` holds now; refuses (changing nothing) if they cannot.
-  Status MakeRoom(Entry& entry, uint64_t bytes) DP_REQUIRES(mu_);
+  // Room for `bytes` of `tenant`'s value in `entry`, beside what `entry`
+  // holds now: evicts that tenant's own least recently used values first,
+  // then values of tenants above their fair share; RESOURCE_EXHAUSTED
+  // (changing nothing) if that is not enough.
+  Status MakeRoom(Entry& entry, uint64_t bytes, Tenant* tenant)
+      DP_REQUIRES(mu_);
   void TouchLru(Entry& entry) DP_REQUIRES(mu_);
   uint64_t UsedBytes() const DP_REQUIRES(mu_);
   uint64_t EntryCost(const std::string& key) const;
@@ -200,8 +205,8 @@ class Coordinator {
   uint64_t MarkShare() const;
 
   // --- waiters (coordinator.cc) ---
-  Status CheckWaitCaps(const std::list<uint64_t>& line) const
-      DP_REQUIRES(mu_);
+  Status CheckWaitCaps(const std::list<uint64_t>& line,
+                       const Session& session) const DP_REQUIRES(mu_);
   Waiter& Park(Entry& entry, SessionId session, int64_t wait_ms,
                std::list<uint64_t>& line, uint64_t request_id)
       DP_REQUIRES(mu_);
@@ -223,10 +228,20 @@ class Coordinator {
   // freed or a value published).
   void ServeDogpileLine(Entry& entry) DP_REQUIRES(mu_);
   void CountOutcome(Outcome outcome) DP_REQUIRES(mu_);
-  Token SoftInvalidToken(const Entry& entry) const;
-  Token HardInvalidToken(const Entry& entry) const;
+  Token SoftInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
+  Token HardInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
   Status CheckCreator(Entry* entry, SessionId session, Token token)
       DP_REQUIRES(mu_);
+
+  // --- tenants and their quotas (tenants.cc) ---
+  Tenant* GetTenant(const std::string& name) DP_REQUIRES(mu_);
+  // Forgets a tenant that has nothing open, parked, held or stored.
+  void MaybeDropTenant(Tenant* tenant) DP_REQUIRES(mu_);
+  // RESOURCE_EXHAUSTED if `session` may take no further lock or role.
+  Status CheckGrantCaps(const Session& session) const DP_REQUIRES(mu_);
+  // The stored bytes each tenant may keep before others may evict its
+  // values: the budget shared among the tenants that store values.
+  uint64_t FairShare(const Tenant* publisher) const DP_REQUIRES(mu_);
 
   // --- rw mutex (rwmutex.cc) ---
   static bool CanGrant(const Entry& entry, LockMode mode);
@@ -258,6 +273,7 @@ class Coordinator {
   std::unordered_map<SessionId, Session> sessions_ DP_GUARDED_BY(mu_);
   std::unordered_map<std::string, uint64_t> sessions_per_client_
       DP_GUARDED_BY(mu_);
+  std::unordered_map<std::string, Tenant> tenants_ DP_GUARDED_BY(mu_);
   std::unordered_map<std::string, Registry> registries_ DP_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, Waiter> waiters_ DP_GUARDED_BY(mu_);
   std::list<Entry*> lru_ DP_GUARDED_BY(mu_);  // front: most recently used

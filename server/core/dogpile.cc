@@ -45,7 +45,29 @@ Status CheckTimeout(int64_t value, const char* field, const Limits& limits) {
   return {};
 }
 
-Status CheckAcquire(const AcquireRequest& r, const Limits& limits) {
+// A time far in the future would keep a value FRESH for ever (and across
+// restarts): refuse what no honest clock skew explains.
+Status CheckNotFuture(double time, const char* field, const Limits& limits,
+                      double now) {
+  if (Status s = CheckFinite(time, field); !s.ok()) {
+    return s;
+  }
+  const double skew = static_cast<double>(limits.max_future_skew_ms) / 1000.0;
+  if (time > now + skew) {
+    return InvalidArgument(std::string(field) + ": " +
+                           std::to_string(time - now) +
+                           " s ahead of the daemon's clock, more than the " +
+                           "allowed skew of " +
+                           std::to_string(limits.max_future_skew_ms) + " ms")
+        .WithReason("TIME_IN_FUTURE",
+                    {{"field", field},
+                     {"limit", std::to_string(limits.max_future_skew_ms)}});
+  }
+  return {};
+}
+
+Status CheckAcquire(const AcquireRequest& r, const Limits& limits,
+                    double now) {
   if (Status s = CheckNames(r.registry, r.key, limits); !s.ok()) {
     return s;
   }
@@ -59,7 +81,8 @@ Status CheckAcquire(const AcquireRequest& r, const Limits& limits) {
     return s;
   }
   if (r.client_created_time) {
-    if (Status s = CheckFinite(*r.client_created_time, "client_created_time");
+    if (Status s = CheckNotFuture(*r.client_created_time,
+                                  "client_created_time", limits, now);
         !s.ok()) {
       return s;
     }
@@ -182,6 +205,10 @@ Coordinator::Decision Coordinator::Decide(Entry& entry,
 
 Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
                                  AcquireResult& result) {
+  Session& session = sessions_.at(request.session_id);
+  if (Status s = CheckGrantCaps(session); !s.ok()) {
+    return s;
+  }
   StatusOr<Token> token = NextToken();
   if (!token.ok()) {
     return token.status();
@@ -202,7 +229,8 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
                             entry.registry->name, entry.key});
   AddDeadline(creator.deadline_ms);
   entry.creator = creator;
-  sessions_.at(request.session_id).creator_of.insert(&entry);
+  session.creator_of.insert(&entry);
+  ++session.tenant->grants;
   RememberGrant(request.session_id, request.request_id, entry, creator.token,
                 /*is_lock=*/false);
   result.outcome = Outcome::kCreate;
@@ -224,6 +252,7 @@ void Coordinator::ReleaseCreator(Entry& entry, bool published) {
                             published);
   if (Session* session = FindSession(entry.creator->session_id)) {
     session->creator_of.erase(&entry);
+    --session->tenant->grants;
   }
   ForgetGrant(entry.creator->session_id, entry.creator->request_id,
               entry.creator->token);
@@ -281,7 +310,8 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
   if (shutting_down_) {
     return answer(Unavailable("dogpiled is shutting down"));
   }
-  if (Status s = CheckAcquire(request, limits_); !s.ok()) {
+  if (Status s = CheckAcquire(request, limits_, clock_->WallSeconds());
+      !s.ok()) {
     return answer(s);
   }
   Session* session = FindSession(request.session_id);
@@ -315,7 +345,9 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
         result.outcome = Outcome::kNotReady;
         break;
       }
-      if (Status s = CheckWaitCaps(entry.dogpile_line); !s.ok()) {
+      if (Status s = CheckWaitCaps(entry.dogpile_line,
+                                   sessions_.at(request.session_id));
+          !s.ok()) {
         return answer(s);
       }
       Waiter& waiter = Park(entry, request.session_id,
@@ -349,7 +381,8 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
                              std::to_string(limits_.max_value_bytes));
   }
   if (request.created_time) {
-    if (Status s = CheckFinite(*request.created_time, "created_time");
+    if (Status s = CheckNotFuture(*request.created_time, "created_time",
+                                  limits_, clock_->WallSeconds());
         !s.ok()) {
       return s;
     }
@@ -379,10 +412,11 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     entry->lock_only_token = creator.token;
     entry->lock_only_created_time = created;
   } else {
-    if (Status s = MakeRoom(*entry, request.value.size()); !s.ok()) {
+    Tenant* tenant = sessions_.at(request.session_id).tenant;
+    if (Status s = MakeRoom(*entry, request.value.size(), tenant); !s.ok()) {
       return s;
     }
-    StoreValue(*entry, request.value, created, creator.token);
+    StoreValue(*entry, request.value, created, creator.token, tenant);
   }
   RememberPublish(request, value_hash, created);
   const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);

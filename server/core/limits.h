@@ -33,8 +33,26 @@ struct Limits {
   uint64_t max_sessions = 100'000;
   uint64_t max_waiters = 100'000;
   uint64_t max_waiters_per_key = 50'000;
-  // Open sessions of one client (its TLS identity, else its address).
+  // Open sessions of one client (its identity, else its address).
   uint64_t max_sessions_per_client = 10'000;
+
+  // Per tenant: everything opened or held under one identity (a client
+  // certificate, a registry token, or the anonymous tenant; see
+  // docs/security.md). Each is below its daemon-wide cap, so one tenant
+  // reaching its quota leaves room for the others.
+  uint64_t max_sessions_per_tenant = 20'000;
+  uint64_t max_waiters_per_tenant = 20'000;
+  // Held locks and creator roles, of one tenant and of one session.
+  uint64_t max_grants_per_tenant = 50'000;
+  uint64_t max_grants_per_session = 1'000;
+  // Bytes of stored values (with keys) one tenant may keep; 0: the whole
+  // memory budget. Whatever it is, a tenant that fills the budget evicts
+  // its own values first and never pushes another tenant below its fair
+  // share (the budget divided among the tenants that store values).
+  uint64_t tenant_memory_bytes = 0;
+  // created_time (Publish) and client_created_time (Acquire) may lie at
+  // most this far ahead of the daemon's clock.
+  int64_t max_future_skew_ms = 3'600'000;
 };
 
 // Registry names are short identifiers; keys are opaque bytes.

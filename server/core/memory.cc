@@ -4,12 +4,15 @@
 // evicted least recently used first; marks past their share fold into the
 // level above (key -> registry -> daemon-wide), which may treat more values
 // as invalidated than asked, never fewer.
+#include <algorithm>
 #include <iterator>
+#include <unordered_map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/coordinator.h"
+#include "core/validation.h"
 
 namespace dogpiled::core {
 
@@ -39,6 +42,15 @@ void Coordinator::TouchLru(Entry& entry) {
   }
 }
 
+namespace {
+
+// What a value counts against its tenant's share: its bytes and its key's.
+uint64_t ValueBytes(const Entry& entry) {
+  return entry.value.size() + entry.key.size();
+}
+
+}  // namespace
+
 void Coordinator::DropValue(Entry& entry) {
   if (!entry.has_value) {
     return;
@@ -46,8 +58,10 @@ void Coordinator::DropValue(Entry& entry) {
   if (journal_ != nullptr && !replaying_) {
     journal_->ValueDropped(entry.registry->name, entry.key);
   }
-  stats_.stored_bytes -= entry.value.size() + entry.key.size();
+  stats_.stored_bytes -= ValueBytes(entry);
   value_bytes_ -= entry.value.size();
+  entry.value_tenant->stored_bytes -= ValueBytes(entry);
+  MaybeDropTenant(std::exchange(entry.value_tenant, nullptr));
   lru_.erase(entry.lru_pos);
   entry.lru_pos = lru_.end();
   entry.has_value = false;
@@ -55,62 +69,111 @@ void Coordinator::DropValue(Entry& entry) {
 }
 
 void Coordinator::StoreValue(Entry& entry, Bytes value, double created_time,
-                             Token token) {
+                             Token token, Tenant* tenant) {
   if (entry.has_value) {
-    stats_.stored_bytes -= entry.value.size() + entry.key.size();
+    stats_.stored_bytes -= ValueBytes(entry);
     value_bytes_ -= entry.value.size();
+    entry.value_tenant->stored_bytes -= ValueBytes(entry);
     lru_.erase(entry.lru_pos);
   }
+  Tenant* previous = std::exchange(entry.value_tenant, tenant);
   entry.value = std::move(value);
   entry.has_value = true;
   entry.created_time = created_time;
   entry.value_token = token;
   entry.lru_pos = lru_.insert(lru_.begin(), &entry);
-  stats_.stored_bytes += entry.value.size() + entry.key.size();
+  stats_.stored_bytes += ValueBytes(entry);
   value_bytes_ += entry.value.size();
+  tenant->stored_bytes += ValueBytes(entry);
+  if (previous != tenant) {
+    MaybeDropTenant(previous);
+  }
   if (journal_ != nullptr && !replaying_) {
     journal_->ValueStored(
         {entry.registry->name, entry.key, entry.value, created_time, token});
   }
 }
 
-Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
+Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes, Tenant* tenant) {
+  // The whole budget counts every entry's bookkeeping; a tenant's share
+  // counts its values and their keys.
   const uint64_t used =
       UsedBytes() - (entry.has_value ? entry.value.size() : 0);
-  if (used + bytes <= limits_.memory_budget_bytes) {
+  const uint64_t need = used + bytes > limits_.memory_budget_bytes
+                            ? used + bytes - limits_.memory_budget_bytes
+                            : 0;
+  const uint64_t replaced =
+      entry.has_value && entry.value_tenant == tenant ? ValueBytes(entry) : 0;
+  const uint64_t own_kept = tenant->stored_bytes - replaced;
+  const uint64_t own_bytes = bytes + entry.key.size();
+  const uint64_t own_cap = limits_.tenant_memory_bytes != 0
+                               ? limits_.tenant_memory_bytes
+                               : limits_.memory_budget_bytes;
+  const uint64_t own_need =
+      own_kept + own_bytes > own_cap ? own_kept + own_bytes - own_cap : 0;
+  if (need == 0 && own_need == 0) {
     return {};
   }
-  const uint64_t need = used + bytes - limits_.memory_budget_bytes;
-  // First make sure enough can go, so a refusal changes nothing.
+  const int64_t now = clock_->NowMs();
+  // What evicting `e` frees of the whole budget: its value, and its entry
+  // too when nothing else keeps it.
+  const auto frees = [&](const Entry& e) {
+    const bool collectable = e.invalidation.remember_until_ms <= now &&
+                             e.backoff_until_ms <= now;
+    return e.value.size() + (collectable ? EntryCost(e.key) : 0);
+  };
+  // First make sure enough can go, so a refusal changes nothing. The
+  // tenant's own values go first, oldest first; another tenant's only while
+  // it keeps more than its fair share, so a flood into one registry cannot
+  // empty another tenant's.
   std::vector<Entry*> victims;
   uint64_t freed = 0;
-  const int64_t now = clock_->NowMs();
-  for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
+  uint64_t own_freed = 0;
+  for (auto it = lru_.rbegin();
+       it != lru_.rend() && (freed < need || own_freed < own_need); ++it) {
     Entry* candidate = *it;
-    if (candidate == &entry || InUse(*candidate)) {
-      continue;
+    if (candidate != &entry && candidate->value_tenant == tenant &&
+        !InUse(*candidate)) {
+      victims.push_back(candidate);
+      freed += frees(*candidate);
+      own_freed += ValueBytes(*candidate);
     }
-    victims.push_back(candidate);
-    freed += candidate->value.size();
-    const bool collectable =
-        candidate->invalidation.remember_until_ms <= now &&
-        candidate->backoff_until_ms <= now;
-    if (collectable) {
-      freed += EntryCost(candidate->key);
+  }
+  if (own_freed < own_need) {
+    return LimitReached("value: this tenant's memory share of " +
+                            std::to_string(own_cap) +
+                            " bytes is full of values in use",
+                        "TENANT_MEMORY_QUOTA", "value", own_cap);
+  }
+  if (freed < need) {
+    const uint64_t share = FairShare(tenant);
+    std::unordered_map<Tenant*, uint64_t> left;
+    for (auto it = lru_.rbegin(); it != lru_.rend() && freed < need; ++it) {
+      Entry* candidate = *it;
+      Tenant* owner = candidate->value_tenant;
+      if (owner == tenant || candidate == &entry || InUse(*candidate)) {
+        continue;
+      }
+      auto [pos, fresh] = left.try_emplace(owner, owner->stored_bytes);
+      if (pos->second <= share) {
+        continue;
+      }
+      victims.push_back(candidate);
+      freed += frees(*candidate);
+      pos->second -= std::min(pos->second, ValueBytes(*candidate));
     }
   }
   if (freed < need) {
-    return ResourceExhausted(
-               "value: the memory budget of " +
-               std::to_string(limits_.memory_budget_bytes) +
-               " bytes is full of entries in use")
-        .WithReason("MEMORY_BUDGET",
-                    {{"field", "value"},
-                     {"limit", std::to_string(limits_.memory_budget_bytes)}});
+    return LimitReached("value: the memory budget of " +
+                            std::to_string(limits_.memory_budget_bytes) +
+                            " bytes is full of entries in use or within "
+                            "other tenants' shares",
+                        "MEMORY_BUDGET_FULL", "value",
+                        limits_.memory_budget_bytes);
   }
   for (Entry* victim : victims) {
     observer_->OnEviction(victim->registry->name, victim->key,
-                          victim->value.size() + victim->key.size());
+                          ValueBytes(*victim));
     DropValue(*victim);
     ++stats_.evictions;
     MaybeCollect(victim);

@@ -72,7 +72,9 @@ void Coordinator::Restore(const PersistedState& state) {
     last_token_ = std::max(last_token_, v.token);
     const uint64_t cost = v.value.size() + EntryCost(v.key);
     if (!CheckRegistry(v.registry).ok() || !CheckKey(v.key, limits_).ok() ||
-        v.value.size() > limits_.max_value_bytes || cost > room) {
+        v.value.size() > limits_.max_value_bytes || cost > room ||
+        !(v.created_time <=
+          now_wall + static_cast<double>(limits_.max_future_skew_ms) / 1000)) {
       continue;
     }
     room -= cost;
@@ -82,7 +84,10 @@ void Coordinator::Restore(const PersistedState& state) {
     const PersistedValue& v = **it;
     Entry& entry = GetOrCreateEntry(v.registry, v.key);
     if (v.token > HardInvalidToken(entry)) {
-      StoreValue(entry, v.value, v.created_time, v.token);
+      // Who published it is not journaled: restored values share one
+      // tenant of their own, which no caller's identity can name.
+      StoreValue(entry, v.value, v.created_time, v.token,
+                 GetTenant(kRestoredTenant));
     }
     MaybeCollect(&entry);
   }

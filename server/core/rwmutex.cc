@@ -18,6 +18,10 @@ bool Coordinator::CanGrant(const Entry& entry, LockMode mode) {
 
 StatusOr<Token> Coordinator::GrantLock(Entry& entry, SessionId session_id,
                                        LockMode mode, uint64_t request_id) {
+  Session& session = sessions_.at(session_id);
+  if (Status s = CheckGrantCaps(session); !s.ok()) {
+    return s;
+  }
   StatusOr<Token> token = NextToken();
   if (!token.ok()) {
     return token;
@@ -28,7 +32,8 @@ StatusOr<Token> Coordinator::GrantLock(Entry& entry, SessionId session_id,
   } else {
     entry.readers[token.value()] = session_id;
   }
-  sessions_.at(session_id).locks[token.value()] = &entry;
+  session.locks[token.value()] = &entry;
+  ++session.tenant->grants;
   RememberGrant(session_id, request_id, entry, token.value(),
                 /*is_lock=*/true);
   ++stats_.lock_grants;
@@ -66,6 +71,7 @@ void Coordinator::ReleaseLock(Entry& entry, Token token) {
   }
   if (Session* session = FindSession(holder)) {
     session->locks.erase(token);
+    --session->tenant->grants;
     if (auto it = session->lock_requests.find(token);
         it != session->lock_requests.end()) {
       ForgetGrant(holder, it->second, token);
@@ -128,7 +134,9 @@ uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
     MaybeCollect(&entry);
     return answer(LockResult{});
   }
-  if (Status s = CheckWaitCaps(entry.rw_line); !s.ok()) {
+  if (Status s = CheckWaitCaps(entry.rw_line,
+                               sessions_.at(request.session_id));
+      !s.ok()) {
     return answer(s);
   }
   Waiter& waiter = Park(entry, request.session_id, request.wait_timeout_ms,

@@ -34,8 +34,18 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
                              std::to_string(limits_.max_sessions) +
                              " open sessions is reached");
   }
+  Tenant* tenant = GetTenant(owner);
+  if (tenant->sessions >= limits_.max_sessions_per_tenant) {
+    MaybeDropTenant(tenant);
+    return LimitReached("sessions: this tenant's quota of " +
+                            std::to_string(limits_.max_sessions_per_tenant) +
+                            " open sessions is reached",
+                        "TENANT_SESSIONS_QUOTA", "sessions",
+                        limits_.max_sessions_per_tenant);
+  }
   uint64_t& of_client = sessions_per_client_[client];
   if (of_client >= limits_.max_sessions_per_client) {
+    MaybeDropTenant(tenant);
     return ResourceExhausted(
         "sessions: the cap of " +
         std::to_string(limits_.max_sessions_per_client) +
@@ -55,6 +65,8 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
   session.client_name = client_name;
   session.client = client;
   session.owner = owner;
+  session.tenant = tenant;
+  ++tenant->sessions;
   session.timer = timers_.Add(session.deadline_ms,
                               {TimerTarget::Kind::kSession, id, {}, {}});
   AddDeadline(session.deadline_ms);
@@ -91,13 +103,14 @@ Status Coordinator::Close(SessionId id) {
 Status Coordinator::CheckOwner(SessionId id, const std::string& caller) {
   Op op(this);
   Session* session = FindSession(id);
-  if (session == nullptr || session->owner.empty() ||
-      session->owner == caller) {
+  if (session == nullptr || session->owner == caller) {
     return {};
   }
-  return {Code::kPermissionDenied,
-          "session_id: session " + std::to_string(id) +
-              " belongs to another client"};
+  // The id is not repeated: the caller may have only guessed it.
+  return Status(Code::kPermissionDenied,
+                "session_id: the session belongs to another identity "
+                "(open your own, with your own credentials)")
+      .WithReason("SESSION_OF_ANOTHER_IDENTITY", {{"field", "session_id"}});
 }
 
 Session* Coordinator::FindSession(SessionId id) {
@@ -141,7 +154,10 @@ void Coordinator::EndSession(Session* session, bool expired) {
       it != sessions_per_client_.end() && --it->second == 0) {
     sessions_per_client_.erase(it);
   }
+  Tenant* tenant = session->tenant;
+  --tenant->sessions;
   sessions_.erase(id);
+  MaybeDropTenant(tenant);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
   for (Entry* entry : touched) {

@@ -23,6 +23,21 @@ struct Entry;
 struct Registry;
 struct MarkRef;
 
+// The tenant of values restored from disk: who published them is not
+// journaled, and no caller's identity can have this name.
+inline constexpr char kRestoredTenant[] = "(restored)";
+
+// What one tenant (an identity: see Session::owner) has open, parked, held
+// and stored, for its quotas. Kept while any count is non-zero; Sessions,
+// Waiters and Entries point at it (unordered_map nodes never move).
+struct Tenant {
+  std::string name;
+  uint64_t sessions = 0;
+  uint64_t waiters = 0;
+  uint64_t grants = 0;  // held locks and creator roles
+  uint64_t stored_bytes = 0;
+};
+
 using AcquireCallback = std::function<void(StatusOr<AcquireResult>)>;
 using LockCallback = std::function<void(StatusOr<LockResult>)>;
 
@@ -40,7 +55,10 @@ struct Session {
   int64_t deadline_ms = 0;
   std::string client_name;
   std::string client;  // for the per-client cap
-  std::string owner;   // authenticated identity bound to it, if any
+  // The identity that opened it, and its tenant ("" is the anonymous
+  // tenant): every call naming this session must present the same one.
+  std::string owner;
+  Tenant* tenant = nullptr;
   TimerQueue::TimerId timer = 0;
   std::unordered_set<Entry*> creator_of;
   std::unordered_map<Token, Entry*> locks;
@@ -65,6 +83,7 @@ struct Session {
 struct Waiter {
   uint64_t id = 0;
   SessionId session_id = 0;
+  Tenant* tenant = nullptr;  // its session's
   Entry* entry = nullptr;
   TimerQueue::TimerId timer = 0;
   int64_t parked_ms = 0;
@@ -117,6 +136,7 @@ struct Entry {
   Bytes value;
   double created_time = 0;
   Token value_token = 0;  // token of the creator that published it
+  Tenant* value_tenant = nullptr;  // whose memory share it counts against
   std::list<Entry*>::iterator lru_pos;
 
 

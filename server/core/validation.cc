@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <string>
+#include <utility>
 
 namespace dogpiled::core {
 namespace {
@@ -67,6 +68,14 @@ Status CheckMaxBytes(std::string_view text, uint64_t max,
                            std::to_string(max) + " bytes");
   }
   return {};
+}
+
+Status LimitReached(std::string message, std::string reason,
+                    std::string field, uint64_t limit) {
+  return ResourceExhausted(std::move(message))
+      .WithReason(std::move(reason),
+                  {{"field", std::move(field)},
+                   {"limit", std::to_string(limit)}});
 }
 
 }  // namespace dogpiled::core

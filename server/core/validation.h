@@ -19,4 +19,9 @@ Status CheckFinite(double value, std::string_view field);
 Status CheckMaxBytes(std::string_view text, uint64_t max,
                      std::string_view field);
 
+// RESOURCE_EXHAUSTED for a cap or quota: `message` (which starts with the
+// field), and the reason with the field and the limit as metadata.
+Status LimitReached(std::string message, std::string reason,
+                    std::string field, uint64_t limit);
+
 }  // namespace dogpiled::core

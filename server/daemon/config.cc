@@ -67,6 +67,43 @@ void AddFlags(CLI::App& app, Config& c) {
        "File of registry=token lines: those registries require the "
        "metadata 'authorization: Bearer <token>'",
        "DOGPILED_REGISTRY_TOKEN_FILE");
+  Flag(app, "--admin-token-file", c.admin_token_file,
+       "File holding one token: callers presenting it as 'authorization: "
+       "Bearer <token>' may read Admin.Stats. On a daemon that protects "
+       "registries (or has this file), nobody else may",
+       "DOGPILED_ADMIN_TOKEN_FILE");
+  Flag(app, "--max-streams-per-connection", c.max_streams_per_connection,
+       "HTTP/2 streams (calls, parked ones included) one connection may "
+       "have open at once", "DOGPILED_MAX_STREAMS_PER_CONNECTION")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  Flag(app, "--max-answer-bytes-per-connection",
+       c.max_answer_bytes_per_connection,
+       "Bytes of values in answers one connection may leave unread; past "
+       "it, calls that would return a value get RESOURCE_EXHAUSTED (one "
+       "answer is always allowed; 0: no limit)",
+       "DOGPILED_MAX_ANSWER_BYTES_PER_CONNECTION");
+  Flag(app, "--max-answer-bytes", c.max_answer_bytes,
+       "Bytes of values in unread answers over all connections (0: no "
+       "limit)", "DOGPILED_MAX_ANSWER_BYTES");
+  Flag(app, "--grpc-memory-bytes", c.grpc_memory_bytes,
+       "gRPC's resource quota: memory its transport may use for buffers",
+       "DOGPILED_GRPC_MEMORY_BYTES");
+  Flag(app, "--grpc-max-threads", c.grpc_max_threads,
+       "gRPC's resource quota: threads it may start",
+       "DOGPILED_GRPC_MAX_THREADS")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  Flag(app, "--keepalive-time-ms", c.keepalive_time_ms,
+       "Ping each connection after this long without reads; with "
+       "--keepalive-timeout-ms, a client that stops reading is cut off",
+       "DOGPILED_KEEPALIVE_TIME_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{1} << 40));
+  Flag(app, "--keepalive-timeout-ms", c.keepalive_timeout_ms,
+       "Close a connection whose ping is not answered within this",
+       "DOGPILED_KEEPALIVE_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{100}, int64_t{1} << 40));
+  Flag(app, "--max-connection-idle-ms", c.max_connection_idle_ms,
+       "Close a connection with no call for this long (0: never)",
+       "DOGPILED_MAX_CONNECTION_IDLE_MS");
   Flag(app, "--fsync", c.fsync,
        "When stored values reach the disk under --state-dir: always (before "
        "each answer), everysec (a crash loses about a second), or no (the "
@@ -113,6 +150,27 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--max-waiters-per-key", l.max_waiters_per_key,
        "Cap on parked calls in one key's line",
        "DOGPILED_MAX_WAITERS_PER_KEY");
+  Flag(app, "--max-sessions-per-tenant", l.max_sessions_per_tenant,
+       "Quota of open sessions of one tenant (a certificate identity, a "
+       "registry token, or all anonymous clients together)",
+       "DOGPILED_MAX_SESSIONS_PER_TENANT");
+  Flag(app, "--max-waiters-per-tenant", l.max_waiters_per_tenant,
+       "Quota of parked calls of one tenant",
+       "DOGPILED_MAX_WAITERS_PER_TENANT");
+  Flag(app, "--max-grants-per-tenant", l.max_grants_per_tenant,
+       "Quota of held locks and creator roles of one tenant",
+       "DOGPILED_MAX_GRANTS_PER_TENANT");
+  Flag(app, "--max-grants-per-session", l.max_grants_per_session,
+       "Cap on locks and creator roles one session holds at once",
+       "DOGPILED_MAX_GRANTS_PER_SESSION");
+  Flag(app, "--tenant-memory-bytes", l.tenant_memory_bytes,
+       "Bytes of stored values one tenant may keep (0: the whole memory "
+       "budget); a tenant never evicts another below its fair share",
+       "DOGPILED_TENANT_MEMORY_BYTES");
+  Flag(app, "--max-future-skew-ms", l.max_future_skew_ms,
+       "How far ahead of the daemon's clock created_time and "
+       "client_created_time may be", "DOGPILED_MAX_FUTURE_SKEW_MS")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
 }
 
 std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
@@ -155,6 +213,16 @@ std::string Describe(const Config& c) {
       << " compact_bytes=" << c.compact_bytes << " tls_cert=" << c.tls_cert
       << " tls_key=" << c.tls_key << " tls_client_ca=" << c.tls_client_ca
       << " registry_token_file=" << c.registry_token_file
+      << " admin_token_file=" << c.admin_token_file
+      << " max_streams_per_connection=" << c.max_streams_per_connection
+      << " max_answer_bytes_per_connection="
+      << c.max_answer_bytes_per_connection
+      << " max_answer_bytes=" << c.max_answer_bytes
+      << " grpc_memory_bytes=" << c.grpc_memory_bytes
+      << " grpc_max_threads=" << c.grpc_max_threads
+      << " keepalive_time_ms=" << c.keepalive_time_ms
+      << " keepalive_timeout_ms=" << c.keepalive_timeout_ms
+      << " max_connection_idle_ms=" << c.max_connection_idle_ms
       << " max_sessions_per_client=" << l.max_sessions_per_client
       << " default_ttl_ms=" << l.default_ttl_ms
       << " min_ttl_ms=" << l.min_ttl_ms << " max_ttl_ms=" << l.max_ttl_ms
@@ -167,7 +235,13 @@ std::string Describe(const Config& c) {
       << " invalidation_memory_bytes=" << l.invalidation_memory_bytes
       << " max_sessions=" << l.max_sessions
       << " max_waiters=" << l.max_waiters
-      << " max_waiters_per_key=" << l.max_waiters_per_key;
+      << " max_waiters_per_key=" << l.max_waiters_per_key
+      << " max_sessions_per_tenant=" << l.max_sessions_per_tenant
+      << " max_waiters_per_tenant=" << l.max_waiters_per_tenant
+      << " max_grants_per_tenant=" << l.max_grants_per_tenant
+      << " max_grants_per_session=" << l.max_grants_per_session
+      << " tenant_memory_bytes=" << l.tenant_memory_bytes
+      << " max_future_skew_ms=" << l.max_future_skew_ms;
   return out.str();
 }
 

@@ -35,6 +35,17 @@ struct Config {
   std::string tls_key;
   std::string tls_client_ca;
   std::string registry_token_file;
+  std::string admin_token_file;
+  // Transport limits (server.cc): what one connection, and all together,
+  // may make the daemon hold.
+  int64_t max_streams_per_connection = 20'000;
+  uint64_t max_answer_bytes_per_connection = 16ULL << 20;
+  uint64_t max_answer_bytes = 256ULL << 20;
+  uint64_t grpc_memory_bytes = 1ULL << 30;
+  int64_t grpc_max_threads = 64;
+  int64_t keepalive_time_ms = 30'000;
+  int64_t keepalive_timeout_ms = 10'000;
+  int64_t max_connection_idle_ms = 0;
   std::string fsync = "everysec";
   uint64_t compact_bytes = 64ULL << 20;
   core::Limits limits;

@@ -1,6 +1,8 @@
 #include "daemon/logging.h"
 
 #include <spdlog/async.h>
+#include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -85,6 +87,33 @@ class JsonFormatter final : public spdlog::formatter {
   }
 };
 
+// libprotobuf's own messages (it logs an ERROR for every string field that
+// is not UTF-8, for example) go through spdlog, at its level and format,
+// so --log-level off means nothing at all is printed.
+void ProtobufToSpdlog(google::protobuf::LogLevel level, const char* file,
+                      int line, const std::string& message) {
+  spdlog::level::level_enum to = spdlog::level::info;
+  switch (level) {
+    case google::protobuf::LOGLEVEL_INFO: to = spdlog::level::debug; break;
+    case google::protobuf::LOGLEVEL_WARNING: to = spdlog::level::warn; break;
+    case google::protobuf::LOGLEVEL_ERROR: to = spdlog::level::warn; break;
+    case google::protobuf::LOGLEVEL_FATAL: to = spdlog::level::critical; break;
+  }
+  spdlog::log(to, "protobuf {}:{}: {}", file, line, message);
+}
+
+// gRPC's own lines (a failed TLS handshake, say) likewise. gRPC filters by
+// its own verbosity (GRPC_VERBOSITY, default ERROR) before this is called.
+void GrpcToSpdlog(gpr_log_func_args* args) {
+  spdlog::level::level_enum to = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) {
+    to = spdlog::level::warn;  // mostly what a client did wrong
+  } else if (args->severity == GPR_LOG_SEVERITY_INFO) {
+    to = spdlog::level::info;
+  }
+  spdlog::log(to, "grpc {}:{}: {}", args->file, args->line, args->message);
+}
+
 }  // namespace
 
 void AppendJsonEscaped(std::string_view text, std::string& out) {
@@ -150,6 +179,8 @@ core::Status SetUpLogging(const std::string& level, const std::string& format) {
   }
   spdlog::set_default_logger(std::move(logger));
   spdlog::set_level(parsed);
+  google::protobuf::SetLogHandler(&ProtobufToSpdlog);
+  gpr_set_log_function(&GrpcToSpdlog);
   // Each line is flushed by the logging thread as soon as it is written,
   // so log shippers see lines as they happen.
   spdlog::flush_on(spdlog::level::trace);

@@ -3,6 +3,7 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -25,6 +26,8 @@
 #include "daemon/observer_fanout.h"
 #include "daemon/token_file.h"
 #include "daemon/value_journal.h"
+#include "service/parse_interceptor.h"
+#include "service/response_budget.h"
 #include "service/services.h"
 
 namespace dogpiled::daemon {
@@ -145,9 +148,67 @@ core::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   return grpc::SslServerCredentials(options);
 }
 
+// What one connection, and all of them, may make the daemon hold: streams,
+// gRPC's own buffers and threads, and pings that cut off a client that
+// stops reading (its parked answers are then released). Answers carrying
+// values are bounded by the service's ResponseBudget.
+void LimitTransport(const Config& config, grpc::ServerBuilder& builder) {
+  const auto as_int = [](int64_t v) {
+    return static_cast<int>(
+        std::min<int64_t>(v, std::numeric_limits<int>::max()));
+  };
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             as_int(config.max_streams_per_connection));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                             as_int(config.keepalive_time_ms));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             as_int(config.keepalive_timeout_ms));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // gRPC stops pinging after two pings without data by default; a stalled
+  // reader sends none, and must still be found out.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  if (config.max_connection_idle_ms > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                               as_int(config.max_connection_idle_ms));
+  }
+  grpc::ResourceQuota quota("dogpiled");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_bytes));
+  quota.SetMaxThreads(as_int(config.grpc_max_threads));
+  builder.SetResourceQuota(quota);
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(service::MakeParseErrorInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+}
+
+// A tenant's quota at or above the daemon-wide cap lets one tenant fill
+// the cap for everyone: say so at start-up.
+void WarnAboutQuotas(const core::Limits& l) {
+  const struct {
+    const char* quota;
+    uint64_t value;
+    const char* cap;
+    uint64_t cap_value;
+  } pairs[] = {
+      {"--max-sessions-per-tenant", l.max_sessions_per_tenant,
+       "--max-sessions", l.max_sessions},
+      {"--max-waiters-per-tenant", l.max_waiters_per_tenant, "--max-waiters",
+       l.max_waiters},
+  };
+  for (const auto& p : pairs) {
+    if (p.value >= p.cap_value) {
+      spdlog::warn("{} ({}) is not below {} ({}): one tenant can use up the "
+                   "whole daemon's share", p.quota, p.value, p.cap,
+                   p.cap_value);
+    }
+  }
+}
+
 }  // namespace
 
 int RunDaemon(const Config& config) {
+  WarnAboutQuotas(config.limits);
   std::unique_ptr<TokenFile> token_file;
   std::unique_ptr<ValueJournal> journal;
   core::Token stored = 0;
@@ -198,7 +259,9 @@ int RunDaemon(const Config& config) {
   options.session_id_source = [&entropy] {
     return (static_cast<uint64_t>(entropy()) << 32) | entropy();
   };
-  LogObserver log_observer;
+  LogObserver log_observer(
+      (static_cast<uint64_t>(entropy()) << 32) | entropy(),
+      /*escape=*/config.log_format != "json");
   MetricsObserver metrics_observer;
   ObserverFanout observers({&log_observer, &metrics_observer});
   options.observer = &observers;
@@ -261,7 +324,20 @@ int RunDaemon(const Config& config) {
     spdlog::info("{} registries require a bearer token",
                  registry_tokens.size());
   }
-  const service::Auth auth(std::move(registry_tokens));
+  service::AuthOptions auth_options;
+  auth_options.registry_tokens = std::move(registry_tokens);
+  auth_options.mutual_tls = !config.tls_client_ca.empty();
+  if (!config.admin_token_file.empty()) {
+    auto read = service::ReadAdminToken(config.admin_token_file);
+    if (!read.ok()) {
+      spdlog::critical("{}", read.status().message());
+      return 1;
+    }
+    auth_options.admin_token = std::move(read.value());
+  }
+  const service::Auth auth(std::move(auth_options));
+  service::ResponseBudget answer_budget(
+      config.max_answer_bytes_per_connection, config.max_answer_bytes);
   auto credentials = ServerCredentials(config);
   if (!credentials.ok()) {
     spdlog::critical("{}", credentials.status().message());
@@ -269,9 +345,10 @@ int RunDaemon(const Config& config) {
   }
 
   service::SessionsService sessions(&core, &auth);
-  service::DogpileService dogpile(&core, &auth, journal.get());
+  service::DogpileService dogpile(&core, &auth, &answer_budget,
+                                  journal.get());
   service::RWMutexService rwmutex(&core, &auth);
-  service::AdminService admin(&core);
+  service::AdminService admin(&core, &auth);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -284,10 +361,16 @@ int RunDaemon(const Config& config) {
                                config.limits.max_key_bytes + (64 << 10);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(
       max_message, std::numeric_limits<int>::max())));
+  LimitTransport(config, builder);
   builder.RegisterService(&sessions);
   builder.RegisterService(&dogpile);
   builder.RegisterService(&rwmutex);
   builder.RegisterService(&admin);
+  // Signals are caught from before the first client can see us (the port
+  // file): a SIGTERM that arrives early is queued and handled as a graceful
+  // stop, never the default kill.
+  asio::io_context io;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || port == 0) {
     spdlog::critical("cannot listen on {}", config.listen);
@@ -318,12 +401,10 @@ int RunDaemon(const Config& config) {
     WritePortFile(config.port_file, port);
   }
 
-  asio::io_context io;
   DeadlineTimer timer(io, core);
   core.SetDeadlineHook([&timer] { timer.Poke(); });
   timer.Poke();
 
-  asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](const asio::error_code& ec, int signal) {
     if (ec) {
       return;

@@ -5,6 +5,9 @@ namespace dogpiled::service {
 grpc::ServerUnaryReactor* AdminService::Stats(grpc::CallbackServerContext* ctx,
                                               const v1::StatsRequest*,
                                               v1::StatsResponse* response) {
+  if (grpc::Status s = auth_->CheckAdmin(ctx); !s.ok()) {
+    return FinishNow(ctx, s);
+  }
   const core::Stats s = core_->GetStats();
   response->set_sessions(s.sessions);
   response->set_registries(s.registries);

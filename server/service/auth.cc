@@ -1,6 +1,13 @@
 #include "service/auth.h"
 
+#include <grpc/grpc_security_constants.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
 #include <fstream>
+#include <optional>
+#include <string_view>
+#include <utility>
 
 #include "core/validation.h"
 #include "service/status_map.h"
@@ -17,6 +24,35 @@ bool SameSecret(const std::string& a, const std::string& b) {
   return diff == 0;
 }
 
+// The bearer token of the call, if it sent one.
+std::optional<std::string> BearerToken(const grpc::CallbackServerContext* ctx) {
+  const auto& metadata = ctx->client_metadata();
+  const auto header = metadata.find("authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (header == metadata.end() ||
+      !header->second.starts_with(
+          grpc::string_ref(kBearer.data(), kBearer.size()))) {
+    return std::nullopt;
+  }
+  return std::string(header->second.data() + kBearer.size(),
+                     header->second.size() - kBearer.size());
+}
+
+// SHA-256 of a token, first 16 bytes in hex: enough to tell tokens apart,
+// and the token itself is never kept with a session.
+std::string TokenHash(const std::string& token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(),
+         digest);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 16; ++i) {
+    out += kHex[digest[i] >> 4];
+    out += kHex[digest[i] & 0xF];
+  }
+  return out;
+}
+
 std::string Trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r");
   if (first == std::string::npos) {
@@ -27,21 +63,74 @@ std::string Trim(const std::string& s) {
 
 }  // namespace
 
-std::string Auth::Identity(const grpc::CallbackServerContext* ctx) {
-  const auto auth = ctx->auth_context();
-  if (!auth || !auth->IsPeerAuthenticated()) {
-    return "";
+Auth::Auth(AuthOptions options) : options_(std::move(options)) {
+  for (const auto& [registry, token] : options_.registry_tokens) {
+    token_hashes_.insert(TokenHash(token));
   }
-  std::string identity;
-  for (const auto& part : auth->GetPeerIdentity()) {
-    identity += (identity.empty() ? "" : ",") +
-                std::string(part.data(), part.size());
-  }
-  return identity;
 }
 
-std::string Auth::ClientKey(const grpc::CallbackServerContext* ctx) {
-  std::string identity = Identity(ctx);
+std::string CanonicalIdentity(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
+  std::string out;
+  for (const std::string& name : names) {
+    out += std::to_string(name.size()) + ":" + name + ";";
+  }
+  return out;
+}
+
+core::StatusOr<std::string> Auth::Identity(
+    const grpc::CallbackServerContext* ctx) const {
+  if (options_.mutual_tls) {
+    const auto auth = ctx->auth_context();
+    std::vector<std::string> names;
+    if (auth) {
+      // Typed names first, so "DNS:a" and "URI:a" are not one identity.
+      for (const auto& [property, kind] :
+           {std::pair{GRPC_PEER_DNS_PROPERTY_NAME, "dns="},
+            std::pair{GRPC_PEER_URI_PROPERTY_NAME, "uri="},
+            std::pair{GRPC_PEER_EMAIL_PROPERTY_NAME, "email="},
+            std::pair{GRPC_PEER_IP_PROPERTY_NAME, "ip="}}) {
+        for (const auto& value : auth->FindPropertyValues(property)) {
+          names.push_back(kind + std::string(value.data(), value.size()));
+        }
+      }
+      if (names.empty()) {
+        for (const auto& value :
+             auth->FindPropertyValues(GRPC_X509_SAN_PROPERTY_NAME)) {
+          names.push_back("san=" + std::string(value.data(), value.size()));
+        }
+      }
+      if (names.empty()) {
+        for (const auto& value :
+             auth->FindPropertyValues(GRPC_X509_CN_PROPERTY_NAME)) {
+          if (!value.empty()) {
+            names.push_back("cn=" + std::string(value.data(), value.size()));
+          }
+        }
+      }
+    }
+    if (names.empty()) {
+      // Empty would mean "anyone": a certificate must name someone.
+      return core::Status(core::Code::kUnauthenticated,
+                          "certificate: the client certificate has neither a "
+                          "subject alternative name nor a common name")
+          .WithReason("CERTIFICATE_WITHOUT_IDENTITY",
+                      {{"field", "certificate"}});
+    }
+    return "x509:" + CanonicalIdentity(std::move(names));
+  }
+  if (std::optional<std::string> token = BearerToken(ctx)) {
+    std::string hash = TokenHash(*token);
+    if (token_hashes_.count(hash) != 0) {
+      return "token:" + hash;
+    }
+  }
+  return std::string();
+}
+
+std::string Auth::ClientKey(const grpc::CallbackServerContext* ctx,
+                            const std::string& identity) {
   if (!identity.empty()) {
     return identity;
   }
@@ -52,27 +141,36 @@ std::string Auth::ClientKey(const grpc::CallbackServerContext* ctx) {
 
 grpc::Status Auth::CheckRegistry(const grpc::CallbackServerContext* ctx,
                                  const std::string& registry) const {
-  const auto wanted = registry_tokens_.find(registry);
-  if (wanted == registry_tokens_.end()) {
+  if (options_.mutual_tls) {
+    if (core::StatusOr<std::string> id = Identity(ctx); !id.ok()) {
+      return ToGrpc(id.status());
+    }
+  }
+  const auto wanted = options_.registry_tokens.find(registry);
+  if (wanted == options_.registry_tokens.end()) {
     return grpc::Status::OK;
   }
-  const auto& metadata = ctx->client_metadata();
-  const auto header = metadata.find("authorization");
-  constexpr std::string_view kBearer = "Bearer ";
-  if (header == metadata.end() ||
-      !header->second.starts_with(grpc::string_ref(kBearer.data(),
-                                                   kBearer.size()))) {
+  std::optional<std::string> given = BearerToken(ctx);
+  if (!given) {
     return {grpc::StatusCode::UNAUTHENTICATED,
             "authorization: registry '" + registry +
                 "' requires a bearer token"};
   }
-  const std::string given(header->second.data() + kBearer.size(),
-                          header->second.size() - kBearer.size());
-  if (!SameSecret(given, wanted->second)) {
+  if (!SameSecret(*given, wanted->second)) {
     return {grpc::StatusCode::PERMISSION_DENIED,
             "authorization: wrong token for registry '" + registry + "'"};
   }
   return grpc::Status::OK;
+}
+
+grpc::Status Auth::CheckSession(const grpc::CallbackServerContext* ctx,
+                                core::SessionId session,
+                                core::Coordinator* core) const {
+  core::StatusOr<std::string> identity = Identity(ctx);
+  if (!identity.ok()) {
+    return ToGrpc(identity.status());
+  }
+  return ToGrpc(core->CheckOwner(session, identity.value()));
 }
 
 grpc::Status Auth::Check(const grpc::CallbackServerContext* ctx,
@@ -81,7 +179,26 @@ grpc::Status Auth::Check(const grpc::CallbackServerContext* ctx,
   if (grpc::Status s = CheckRegistry(ctx, registry); !s.ok()) {
     return s;
   }
-  return ToGrpc(core->CheckOwner(session, Identity(ctx)));
+  return CheckSession(ctx, session, core);
+}
+
+grpc::Status Auth::CheckAdmin(const grpc::CallbackServerContext* ctx) const {
+  if (options_.admin_token.empty() && options_.registry_tokens.empty()) {
+    return grpc::Status::OK;  // nothing is protected, so nothing leaks
+  }
+  std::optional<std::string> given = BearerToken(ctx);
+  if (!options_.admin_token.empty() && given &&
+      SameSecret(*given, options_.admin_token)) {
+    return grpc::Status::OK;
+  }
+  const std::string why =
+      options_.admin_token.empty()
+          ? "this daemon protects registries and has no --admin-token-file, "
+            "so its daemon-wide figures are not served"
+          : "daemon-wide figures need the admin token";
+  return {given ? grpc::StatusCode::PERMISSION_DENIED
+                : grpc::StatusCode::UNAUTHENTICATED,
+          "authorization: " + why};
 }
 
 core::StatusOr<std::map<std::string, std::string>> ReadRegistryTokens(
@@ -109,6 +226,16 @@ core::StatusOr<std::map<std::string, std::string>> ReadRegistryTokens(
     tokens[registry] = token;
   }
   return tokens;
+}
+
+core::StatusOr<std::string> ReadAdminToken(const std::string& path) {
+  std::ifstream in(path);
+  std::string token;
+  if (!in || !std::getline(in, token) || Trim(token).empty()) {
+    return core::InvalidArgument("admin-token-file: cannot read a token from " +
+                                 path);
+  }
+  return Trim(token);
 }
 
 }  // namespace dogpiled::service

@@ -2,6 +2,8 @@
 #include "service/status_map.h"
 #include "service/wait_reactor.h"
 
+#include <utility>
+
 namespace dogpiled::service {
 namespace {
 
@@ -16,6 +18,31 @@ void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
   out->set_age_ms(r.age_ms);
   out->set_retry_in_ms(r.retry_in_ms);
 }
+
+// The answer to send when the response budget refuses one more value.
+grpc::Status BudgetFull(const ResponseBudget* budget) {
+  return ToGrpc(
+      core::ResourceExhausted(
+          "value: too many answers wait for this client to read them (at "
+          "most " + std::to_string(budget->per_connection()) +
+          " bytes per connection, " + std::to_string(budget->total_limit()) +
+          " in all); read them, or retry")
+          .WithReason("RESPONSE_BYTES_IN_FLIGHT",
+                      {{"field", "value"},
+                       {"limit", std::to_string(budget->per_connection())}}));
+}
+
+// A unary answer that holds its share of the response budget until gRPC is
+// done with it. Its OnDone only releases and deletes, so it runs inline.
+class ValueReactor final : public grpc::ServerUnaryReactor {
+ public:
+  void OnDone() override { delete this; }
+  bool InternalInlineable() override { return true; }
+  Reservation& reservation() { return reservation_; }
+
+ private:
+  Reservation reservation_;
+};
 
 }  // namespace
 
@@ -45,6 +72,11 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
       !s.ok()) {
     return FinishNow(ctx, s);
   }
+  // As in Peek: a connection that reads nothing gets no more copies made
+  // for it (refused before the core call, nothing is granted).
+  if (budget_ != nullptr && budget_->Exhausted(ctx->peer())) {
+    return FinishNow(ctx, BudgetFull(budget_));
+  }
   core::AcquireRequest r;
   r.registry = request->registry();
   r.key = request->key();
@@ -61,13 +93,26 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
 
   auto* reactor = new WaitReactor(core_, ctx);
   const uint64_t wait_id = core_->Acquire(
-      r, [reactor, response, request](
-             core::StatusOr<core::AcquireResult> result) {
+      r, [reactor, response, request, ctx,
+          budget = budget_](core::StatusOr<core::AcquireResult> result) {
         if (result.ok()) {
-          ToProto(result.value(), response);
-          if (result->outcome == core::Outcome::kCreate) {
+          core::AcquireResult& got = result.value();
+          if (got.has_value &&
+              !reactor->reservation().Take(budget, ctx->peer(),
+                                           got.value.size())) {
+            if (got.outcome != core::Outcome::kCreate) {
+              reactor->Finish(BudgetFull(budget));  // nothing was granted
+              return;
+            }
+            // A creator must learn of its role: it gets it without the
+            // previous value.
+            got.has_value = false;
+            got.value.clear();
+          }
+          ToProto(got, response);
+          if (got.outcome == core::Outcome::kCreate) {
             reactor->NoteGrant(request->registry(), request->key(),
-                               request->session_id(), result->token,
+                               request->session_id(), got.token,
                                /*is_lock=*/false);
           }
         }
@@ -153,8 +198,21 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
       !s.ok()) {
     return FinishNow(ctx, s);
   }
+  // A client that reads nothing would have each refused Peek copy the
+  // value first, under the core's lock; refuse it before. (A connection at
+  // its limit is refused even a Peek of a missing key: it is not reading.)
+  if (budget_ != nullptr && budget_->Exhausted(ctx->peer())) {
+    return FinishNow(ctx, BudgetFull(budget_));
+  }
   core::StatusOr<core::PeekResult> peeked =
       core_->Peek(request->registry(), request->key(), request->expire_ms());
+  auto* reactor = new ValueReactor();
+  if (peeked.ok() && peeked->has_value &&
+      !reactor->reservation().Take(budget_, ctx->peer(),
+                                   peeked->value.size())) {
+    reactor->Finish(BudgetFull(budget_));
+    return reactor;
+  }
   if (peeked.ok()) {
     response->set_has_value(peeked->has_value);
     response->set_value(peeked->value.str());
@@ -163,7 +221,8 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
     response->set_creating(peeked->creating);
     response->set_age_ms(peeked->age_ms);
   }
-  return FinishNow(ctx, ToGrpc(peeked.status()));
+  reactor->Finish(ToGrpc(peeked.status()));
+  return reactor;
 }
 
 }  // namespace dogpiled::service

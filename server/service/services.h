@@ -8,6 +8,7 @@
 #include "core/coordinator.h"
 #include "core/journal.h"
 #include "service/auth.h"
+#include "service/response_budget.h"
 #include "dogpiled/v1/admin.grpc.pb.h"
 #include "dogpiled/v1/dogpile.grpc.pb.h"
 #include "dogpiled/v1/rwmutex.grpc.pb.h"
@@ -37,11 +38,14 @@ class SessionsService final : public v1::Sessions::CallbackService {
 
 class DogpileService final : public v1::Dogpile::CallbackService {
  public:
-  // `durability`, when set, holds back the answers of Publish and
-  // Invalidate until their records are as durable as the policy promises.
+  // `budget` (may be null: unbounded) bounds the value bytes of answers
+  // waiting on their readers. `durability`, when set, holds back the
+  // answers of Publish and Invalidate until their records are as durable
+  // as the policy promises.
   DogpileService(core::Coordinator* core, const Auth* auth,
+                 ResponseBudget* budget = nullptr,
                  core::DurabilityBarrier* durability = nullptr)
-      : core_(core), auth_(auth), durability_(durability) {}
+      : core_(core), auth_(auth), budget_(budget), durability_(durability) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -66,6 +70,7 @@ class DogpileService final : public v1::Dogpile::CallbackService {
 
   core::Coordinator* const core_;
   const Auth* const auth_;
+  ResponseBudget* const budget_;
   core::DurabilityBarrier* const durability_;
 };
 
@@ -87,13 +92,15 @@ class RWMutexService final : public v1::RWMutex::CallbackService {
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  explicit AdminService(core::Coordinator* core) : core_(core) {}
+  AdminService(core::Coordinator* core, const Auth* auth)
+      : core_(core), auth_(auth) {}
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
                                   const v1::StatsRequest* request,
                                   v1::StatsResponse* response) override;
 
  private:
   core::Coordinator* const core_;
+  const Auth* const auth_;
 };
 
 // Answers a unary call at once with `status`.

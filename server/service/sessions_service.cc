@@ -10,8 +10,15 @@ class KeepAliveReactor final
     : public grpc::ServerBidiReactor<v1::KeepAliveRequest,
                                      v1::KeepAliveResponse> {
  public:
-  KeepAliveReactor(core::Coordinator* core, std::string identity)
-      : core_(core), identity_(std::move(identity)) {
+  // `identity` is the stream's caller; not ok: the stream is refused.
+  KeepAliveReactor(core::Coordinator* core,
+                   core::StatusOr<std::string> identity)
+      : core_(core),
+        identity_(identity.ok() ? identity.value() : std::string()) {
+    if (!identity.ok()) {
+      Finish(ToGrpc(identity.status()));
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -57,9 +64,13 @@ class KeepAliveReactor final
 grpc::ServerUnaryReactor* SessionsService::Open(
     grpc::CallbackServerContext* ctx, const v1::OpenRequest* request,
     v1::OpenResponse* response) {
+  core::StatusOr<std::string> identity = auth_->Identity(ctx);
+  if (!identity.ok()) {
+    return FinishNow(ctx, ToGrpc(identity.status()));
+  }
   core::StatusOr<core::OpenResult> opened =
       core_->Open(request->ttl_ms(), request->client_name(),
-                  Auth::ClientKey(ctx), Auth::Identity(ctx));
+                  Auth::ClientKey(ctx, identity.value()), identity.value());
   if (opened.ok()) {
     response->set_session_id(opened->session_id);
     response->set_ttl_ms(opened->ttl_ms);
@@ -69,16 +80,15 @@ grpc::ServerUnaryReactor* SessionsService::Open(
 
 grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
 SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
-  return new KeepAliveReactor(core_, Auth::Identity(ctx));
+  return new KeepAliveReactor(core_, auth_->Identity(ctx));
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(
     grpc::CallbackServerContext* ctx, const v1::CloseRequest* request,
     v1::CloseResponse* /*response*/) {
-  if (core::Status s =
-          core_->CheckOwner(request->session_id(), Auth::Identity(ctx));
+  if (grpc::Status s = auth_->CheckSession(ctx, request->session_id(), core_);
       !s.ok()) {
-    return FinishNow(ctx, ToGrpc(s));
+    return FinishNow(ctx, s);
   }
   return FinishNow(ctx, ToGrpc(core_->Close(request->session_id())));
 }

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "core/coordinator.h"
+#include "service/response_budget.h"
 
 namespace dogpiled::service {
 
@@ -62,7 +63,11 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
     return wait_id_.load() == 0 && !granted_.load();
   }
 
+  // Held until OnDone: the answer's share of the response budget.
+  Reservation& reservation() { return reservation_; }
+
  private:
+  Reservation reservation_;
   core::Coordinator* const core_;
   grpc::CallbackServerContext* const ctx_;
   std::atomic<uint64_t> wait_id_{0};

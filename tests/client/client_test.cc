@@ -49,6 +49,18 @@ TEST_F(ClientTest, StatsCountWhatHappened) {
   EXPECT_EQ(stats->stored_bytes, std::string("12345").size() + 2);
 }
 
+TEST_F(ClientTest, KeysAreBytesOfAnything) {
+  // Not UTF-8, with a NUL inside: the wire type is bytes.
+  const std::string key("\xff\xfe\0key", 6);
+  Session session = OpenSession();
+  Dogpile dogpile(session, "users", key);
+  EXPECT_EQ(dogpile.acquire([] { return std::string("v"); }), "v");
+  StatusOr<PeekResult> peek = client_->Peek("users", key);
+  ASSERT_TRUE(peek.ok()) << peek.status().ToString();
+  EXPECT_EQ(peek->value, "v");
+  EXPECT_FALSE(client_->Peek("users", std::string("\xff\xfe", 2))->has_value);
+}
+
 TEST_F(ClientTest, PeekTakesNoRole) {
   StatusOr<PeekResult> missing = client_->Peek("users", "42");
   ASSERT_TRUE(missing.ok());

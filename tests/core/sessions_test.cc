@@ -99,9 +99,13 @@ TEST_F(CoreTest, OwnedSessionRefusesOtherIdentities) {
             Code::kPermissionDenied);
   EXPECT_EQ(core_->CheckOwner(owned->session_id, "").code(),
             Code::kPermissionDenied);
-  SessionId open = Open();  // no owner: anyone holding the id may use it
-  EXPECT_TRUE(core_->CheckOwner(open, "mallory").ok());
-  EXPECT_TRUE(core_->CheckOwner(12345, "mallory").ok());
+  // The anonymous tenant is an identity too: its sessions are for
+  // anonymous callers only.
+  SessionId anonymous = Open();
+  EXPECT_TRUE(core_->CheckOwner(anonymous, "").ok());
+  EXPECT_EQ(core_->CheckOwner(anonymous, "mallory").code(),
+            Code::kPermissionDenied);
+  EXPECT_TRUE(core_->CheckOwner(12345, "mallory").ok());  // left to the call
 }
 
 }  // namespace

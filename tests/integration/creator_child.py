@@ -27,7 +27,7 @@ def keep_alive():
 
 threading.Thread(target=keep_alive, daemon=True).start()
 got = dogpile_pb2_grpc.DogpileStub(channel).Acquire(dogpile_pb2.AcquireRequest(
-    registry="reg", key="k", session_id=session_id, expire_ms=60_000))
+    registry="reg", key=b"k", session_id=session_id, expire_ms=60_000))
 assert got.outcome == dogpile_pb2.AcquireResponse.OUTCOME_CREATE
 print(session_id, got.token, flush=True)
 time.sleep(3600)

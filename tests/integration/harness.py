@@ -33,6 +33,11 @@ READ = rwmutex_pb2.LockRequest.MODE_READ
 WRITE = rwmutex_pb2.LockRequest.MODE_WRITE
 
 
+def as_key(key):
+    """Keys are bytes on the wire (dogpile.proto); tests may write text."""
+    return key.encode() if isinstance(key, str) else key
+
+
 class Daemon:
     """One dogpiled process plus stubs on one channel."""
 
@@ -103,15 +108,15 @@ class Daemon:
     def open(self, ttl_ms=0, name="test"):
         return self.sessions.Open(sessions_pb2.OpenRequest(ttl_ms=ttl_ms, client_name=name)).session_id
 
-    def acquire(self, session_id, key="k", registry="reg", expire_ms=60_000,
+    def acquire(self, session_id, key=b"k", registry="reg", expire_ms=60_000,
                 wait_timeout_ms=0, **kw):
-        return dogpile_pb2.AcquireRequest(registry=registry, key=key, session_id=session_id,
+        return dogpile_pb2.AcquireRequest(registry=registry, key=as_key(key), session_id=session_id,
                                           expire_ms=expire_ms,
                                           wait_timeout_ms=wait_timeout_ms, **kw)
 
-    def publish(self, session_id, token, value, key="k", registry="reg", **kw):
+    def publish(self, session_id, token, value, key=b"k", registry="reg", **kw):
         return self.dogpile.Publish(dogpile_pb2.PublishRequest(
-            registry=registry, key=key, session_id=session_id, token=token,
+            registry=registry, key=as_key(key), session_id=session_id, token=token,
             value=value, **kw))
 
     def stats(self):

@@ -26,32 +26,32 @@ def bad_requests(d):
     L = rwmutex_pb2.LockRequest
     return [
         # (call, request, code, field named in the message)
-        (d.dogpile.Acquire, A(registry="", key="k", session_id=s), "INVALID_ARGUMENT", "registry"),
-        (d.dogpile.Acquire, A(registry="r" * 129, key="k", session_id=s), "INVALID_ARGUMENT", "registry"),
-        (d.dogpile.Acquire, A(registry="a b", key="k", session_id=s), "INVALID_ARGUMENT", "registry"),
-        (d.dogpile.Acquire, A(registry="reg", key="", session_id=s), "INVALID_ARGUMENT", "key"),
-        (d.dogpile.Acquire, A(registry="reg", key="k" * 1025, session_id=s), "INVALID_ARGUMENT", "key"),
-        (d.dogpile.Acquire, A(registry="reg", key="k", session_id=s, wait_timeout_ms=-1), "INVALID_ARGUMENT", "wait_timeout_ms"),
-        (d.dogpile.Acquire, A(registry="reg", key="k", session_id=s, creation_timeout_ms=-1), "INVALID_ARGUMENT", "creation_timeout_ms"),
-        (d.dogpile.Acquire, A(registry="reg", key="k", session_id=s, early_refresh_beta=-0.5), "INVALID_ARGUMENT", "early_refresh_beta"),
-        (d.dogpile.Acquire, A(registry="reg", key="k", session_id=s, client_created_time=float("nan")), "INVALID_ARGUMENT", "client_created_time"),
-        (d.dogpile.Acquire, A(registry="reg", key="k", session_id=987654321), "NOT_FOUND", "session_id"),
+        (d.dogpile.Acquire, A(registry="", key=b"k", session_id=s), "INVALID_ARGUMENT", "registry"),
+        (d.dogpile.Acquire, A(registry="r" * 129, key=b"k", session_id=s), "INVALID_ARGUMENT", "registry"),
+        (d.dogpile.Acquire, A(registry="a b", key=b"k", session_id=s), "INVALID_ARGUMENT", "registry"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"", session_id=s), "INVALID_ARGUMENT", "key"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k" * 1025, session_id=s), "INVALID_ARGUMENT", "key"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k", session_id=s, wait_timeout_ms=-1), "INVALID_ARGUMENT", "wait_timeout_ms"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k", session_id=s, creation_timeout_ms=-1), "INVALID_ARGUMENT", "creation_timeout_ms"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k", session_id=s, early_refresh_beta=-0.5), "INVALID_ARGUMENT", "early_refresh_beta"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k", session_id=s, client_created_time=float("nan")), "INVALID_ARGUMENT", "client_created_time"),
+        (d.dogpile.Acquire, A(registry="reg", key=b"k", session_id=987654321), "NOT_FOUND", "session_id"),
         # Field errors come before session errors.
-        (d.dogpile.Acquire, A(registry="", key="k", session_id=987654321), "INVALID_ARGUMENT", "registry"),
-        (d.dogpile.Publish, P(registry="reg", key="k", session_id=s, token=1, value=b"x"), "FAILED_PRECONDITION", "token"),
-        (d.dogpile.Publish, P(registry="reg", key="k", session_id=987654321, token=1, value=b"x"), "NOT_FOUND", "session_id"),
-        (d.dogpile.Publish, P(registry="reg", key="k", session_id=s, token=1, value=b"x" * (MiB + 1)), "RESOURCE_EXHAUSTED", "value"),
-        (d.dogpile.Publish, P(registry="reg", key="k", session_id=s, token=1, value=b"x", created_time=float("inf")), "INVALID_ARGUMENT", "created_time"),
-        (d.dogpile.Abandon, dogpile_pb2.AbandonRequest(registry="reg", key="k", session_id=s, token=1), "FAILED_PRECONDITION", "token"),
-        (d.dogpile.Abandon, dogpile_pb2.AbandonRequest(registry="reg", key="k", session_id=s, token=1, reason="r" * 1025), "INVALID_ARGUMENT", "reason"),
-        (d.dogpile.Invalidate, dogpile_pb2.InvalidateRequest(registry="", key="k"), "INVALID_ARGUMENT", "registry"),
-        (d.dogpile.Invalidate, dogpile_pb2.InvalidateRequest(registry="reg", key="k" * 1025), "INVALID_ARGUMENT", "key"),
-        (d.dogpile.Peek, dogpile_pb2.PeekRequest(registry="reg", key=""), "INVALID_ARGUMENT", "key"),
-        (d.rw.Lock, L(registry="reg", key="m", session_id=s, mode=0), "INVALID_ARGUMENT", "mode"),
-        (d.rw.Lock, L(registry="reg", key="m", session_id=s, mode=7), "INVALID_ARGUMENT", "mode"),
-        (d.rw.Lock, L(registry="reg", key="m", session_id=s, mode=READ, wait_timeout_ms=-3), "INVALID_ARGUMENT", "wait_timeout_ms"),
-        (d.rw.Lock, L(registry="reg", key="m", session_id=5, mode=READ), "NOT_FOUND", "session_id"),
-        (d.rw.Unlock, rwmutex_pb2.UnlockRequest(registry="reg", key="m", session_id=s, token=77), "FAILED_PRECONDITION", "token"),
+        (d.dogpile.Acquire, A(registry="", key=b"k", session_id=987654321), "INVALID_ARGUMENT", "registry"),
+        (d.dogpile.Publish, P(registry="reg", key=b"k", session_id=s, token=1, value=b"x"), "FAILED_PRECONDITION", "token"),
+        (d.dogpile.Publish, P(registry="reg", key=b"k", session_id=987654321, token=1, value=b"x"), "NOT_FOUND", "session_id"),
+        (d.dogpile.Publish, P(registry="reg", key=b"k", session_id=s, token=1, value=b"x" * (MiB + 1)), "RESOURCE_EXHAUSTED", "value"),
+        (d.dogpile.Publish, P(registry="reg", key=b"k", session_id=s, token=1, value=b"x", created_time=float("inf")), "INVALID_ARGUMENT", "created_time"),
+        (d.dogpile.Abandon, dogpile_pb2.AbandonRequest(registry="reg", key=b"k", session_id=s, token=1), "FAILED_PRECONDITION", "token"),
+        (d.dogpile.Abandon, dogpile_pb2.AbandonRequest(registry="reg", key=b"k", session_id=s, token=1, reason="r" * 1025), "INVALID_ARGUMENT", "reason"),
+        (d.dogpile.Invalidate, dogpile_pb2.InvalidateRequest(registry="", key=b"k"), "INVALID_ARGUMENT", "registry"),
+        (d.dogpile.Invalidate, dogpile_pb2.InvalidateRequest(registry="reg", key=b"k" * 1025), "INVALID_ARGUMENT", "key"),
+        (d.dogpile.Peek, dogpile_pb2.PeekRequest(registry="reg", key=b""), "INVALID_ARGUMENT", "key"),
+        (d.rw.Lock, L(registry="reg", key=b"m", session_id=s, mode=0), "INVALID_ARGUMENT", "mode"),
+        (d.rw.Lock, L(registry="reg", key=b"m", session_id=s, mode=7), "INVALID_ARGUMENT", "mode"),
+        (d.rw.Lock, L(registry="reg", key=b"m", session_id=s, mode=READ, wait_timeout_ms=-3), "INVALID_ARGUMENT", "wait_timeout_ms"),
+        (d.rw.Lock, L(registry="reg", key=b"m", session_id=5, mode=READ), "NOT_FOUND", "session_id"),
+        (d.rw.Unlock, rwmutex_pb2.UnlockRequest(registry="reg", key=b"m", session_id=s, token=77), "FAILED_PRECONDITION", "token"),
         (d.sessions.Open, sessions_pb2.OpenRequest(ttl_ms=50), "INVALID_ARGUMENT", "ttl_ms"),
         (d.sessions.Open, sessions_pb2.OpenRequest(client_name="n" * 257), "INVALID_ARGUMENT", "client_name"),
         (d.sessions.Close, sessions_pb2.CloseRequest(session_id=31337), "NOT_FOUND", "session_id"),
@@ -70,7 +70,7 @@ def test_each_bad_input_has_its_code_and_changes_nothing(primed):
     assert after.sessions == d.baseline.sessions
     assert after.stored_bytes == d.baseline.stored_bytes
     assert after.waiters == 0
-    peek = d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k"))
+    peek = d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k"))
     assert peek.value == b"precious"
     got = d.dogpile.Acquire(d.acquire(d.open(), expire_ms=0))
     assert got.outcome == FRESH and got.value == b"precious"
@@ -82,9 +82,9 @@ def test_oversized_publish_keeps_the_role_and_the_old_value(primed):
     with pytest.raises(grpc.RpcError) as e:
         d.publish(d.session, token, b"x" * (MiB + 1))
     assert e.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k")).value == b"precious"
+    assert d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k")).value == b"precious"
     d.publish(d.session, token, b"y" * MiB)  # exactly at the limit is fine
-    assert len(d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k")).value) == MiB
+    assert len(d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k")).value) == MiB
 
 
 def test_configured_caps(make_daemon):
@@ -118,6 +118,6 @@ def test_memory_budget_evicts_unused_values(make_daemon):
     stats = d.stats()
     assert stats.stored_bytes == 3 * 32
     assert stats.evictions == 2
-    peeks = [d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=f"k{i}")).has_value
+    peeks = [d.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=f"k{i}".encode())).has_value
              for i in range(5)]
     assert peeks == [False, False, True, True, True]

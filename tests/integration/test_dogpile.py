@@ -48,7 +48,7 @@ def test_cancelled_client_leaves_the_line(daemon):
     wait_until(lambda: daemon.stats().waiters == 0, what="the cancel to reach the daemon")
     patient = daemon.dogpile.Acquire.future(daemon.acquire(daemon.open(), wait_timeout_ms=30_000))
     wait_until(lambda: daemon.stats().waiters == 1, what="the patient call to park")
-    daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="reg", key="k",
+    daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="reg", key=b"k",
                                                       session_id=creator, token=token,
                                                       reason="backend down"))
     assert patient.result(timeout=10).outcome == CREATE
@@ -71,7 +71,7 @@ def test_lock_only_mode(daemon):
     got = waiter.result(timeout=10)
     assert got.outcome == FRESH and not got.has_value
     assert got.created_time == pytest.approx(stamp)
-    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k"))
+    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k"))
     assert not peek.has_value  # lock-only values live in the caller's cache
 
 
@@ -80,28 +80,28 @@ def test_invalidate_soft_hard_and_registry(daemon):
     for key in ("x", "y"):
         token = daemon.dogpile.Acquire(daemon.acquire(a, key=key)).token
         daemon.publish(a, token, key.encode(), key=key)
-    daemon.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key="x"))
-    soft = daemon.dogpile.Acquire(daemon.acquire(a, key="x"))
+    daemon.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key=b"x"))
+    soft = daemon.dogpile.Acquire(daemon.acquire(a, key=b"x"))
     assert soft.outcome == CREATE and soft.value == b"x"
-    daemon.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key="", hard=True))
+    daemon.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key=b"", hard=True))
     with pytest.raises(grpc.RpcError) as e:
-        daemon.publish(a, soft.token, b"old", key="x")  # elected before: refused
+        daemon.publish(a, soft.token, b"old", key=b"x")  # elected before: refused
     assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    hard = daemon.dogpile.Acquire(daemon.acquire(daemon.open(), key="y"))
+    hard = daemon.dogpile.Acquire(daemon.acquire(daemon.open(), key=b"y"))
     assert hard.outcome == CREATE and not hard.has_value
-    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="x"))
+    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"x"))
     assert not peek.has_value
 
 
 def test_peek_reads_without_taking_a_role(daemon):
-    unknown = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="none"))
+    unknown = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"none"))
     assert not unknown.has_value and not unknown.creating
     assert daemon.stats().entries == 0
     a = daemon.open()
     token = daemon.dogpile.Acquire(daemon.acquire(a)).token
-    assert daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k")).creating
+    assert daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k")).creating
     daemon.publish(a, token, b"v")
-    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k", expire_ms=-1))
+    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k", expire_ms=-1))
     assert peek.has_value and peek.value == b"v" and peek.is_expired and not peek.creating
 
 
@@ -119,14 +119,14 @@ def test_creation_timeout_over_the_wire(daemon):
 
 def test_entries_leave_stats_when_unreferenced(daemon):
     a = daemon.open()
-    token = daemon.dogpile.Acquire(daemon.acquire(a, key="gone")).token
+    token = daemon.dogpile.Acquire(daemon.acquire(a, key=b"gone")).token
     assert daemon.stats().entries == 1
-    daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="reg", key="gone",
+    daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="reg", key=b"gone",
                                                       session_id=a, token=token))
     stats = daemon.stats()
     assert stats.entries == 0 and stats.registries == 0
-    token = daemon.dogpile.Acquire(daemon.acquire(a, key="kept")).token
-    daemon.publish(a, token, b"12345", key="kept")
+    token = daemon.dogpile.Acquire(daemon.acquire(a, key=b"kept")).token
+    daemon.publish(a, token, b"12345", key=b"kept")
     from harness import sessions_pb2
     daemon.sessions.Close(sessions_pb2.CloseRequest(session_id=a))
     stats = daemon.stats()
@@ -141,7 +141,7 @@ def test_stale_if_error_throttles_reelection(daemon):
     create = daemon.dogpile.Acquire(daemon.acquire(a, expire_ms=100))
     assert create.outcome == CREATE and create.age_ms >= 150
     daemon.dogpile.Abandon(dogpile_pb2.AbandonRequest(
-        registry="reg", key="k", session_id=a, token=create.token,
+        registry="reg", key=b"k", session_id=a, token=create.token,
         reason="backend down", retry_after_ms=60_000))
     b = daemon.open()
     for _ in range(5):
@@ -151,5 +151,5 @@ def test_stale_if_error_throttles_reelection(daemon):
     strict = daemon.dogpile.Acquire(daemon.acquire(b, expire_ms=100, max_stale_ms=1))
     assert strict.outcome == NOT_READY and not strict.has_value
     assert daemon.stats().acquires_create == 2
-    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k", expire_ms=100))
+    peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k", expire_ms=100))
     assert peek.age_ms >= 150

@@ -12,7 +12,7 @@ import grpc
 import pytest
 
 from harness import CREATE, FRESH, WRITE, dogpile_pb2, rwmutex_pb2, rwmutex_pb2_grpc
-from harness import dogpile_pb2_grpc, wait_until
+from harness import as_key, dogpile_pb2_grpc, wait_until
 
 SHIM = os.environ.get("DOGPILED_FSYNC_SHIM", "")
 
@@ -76,7 +76,7 @@ def stopped(pid):
 
 
 def lock(stub, session, request_id=0, wait_ms=0, key="k", timeout=10):
-    return stub.Lock(rwmutex_pb2.LockRequest(registry="reg", key=key, session_id=session,
+    return stub.Lock(rwmutex_pb2.LockRequest(registry="reg", key=as_key(key), session_id=session,
                                              mode=WRITE, wait_timeout_ms=wait_ms,
                                              request_id=request_id), timeout=timeout)
 
@@ -92,11 +92,11 @@ def test_a_grant_whose_answer_is_lost_is_given_again_to_its_retry(daemon):
         assert held.acquired
         # b parks through the proxy; its answer will be swallowed.
         parked = proxied.Lock.future(rwmutex_pb2.LockRequest(
-            registry="reg", key="k", session_id=b, mode=WRITE, wait_timeout_ms=60_000,
+            registry="reg", key=b"k", session_id=b, mode=WRITE, wait_timeout_ms=60_000,
             request_id=77), timeout=3)
         wait_until(lambda: daemon.stats().waiters == 1, what="b parked")
         proxy.swallow.set()
-        daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key="k", session_id=a,
+        daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"k", session_id=a,
                                                    token=held.token))
         with pytest.raises(grpc.RpcError) as lost:
             parked.result()
@@ -110,7 +110,7 @@ def test_a_grant_whose_answer_is_lost_is_given_again_to_its_retry(daemon):
         assert not lock(daemon.rw, b, request_id=78).acquired
         # Nobody else is blocked for longer than that retry.
         assert not lock(daemon.rw, c).acquired
-        daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key="k", session_id=b,
+        daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"k", session_id=b,
                                                    token=again.token))
         assert lock(daemon.rw, c).acquired
         via_proxy.close()
@@ -148,13 +148,13 @@ def test_a_grant_to_a_call_that_went_away_is_released(daemon):
     b = daemon.open(ttl_ms=600_000)
     held = lock(daemon.rw, a)
     parked = daemon.rw.Lock.future(rwmutex_pb2.LockRequest(
-        registry="reg", key="k", session_id=b, mode=WRITE, wait_timeout_ms=600_000), timeout=1)
+        registry="reg", key=b"k", session_id=b, mode=WRITE, wait_timeout_ms=600_000), timeout=1)
     wait_until(lambda: daemon.stats().waiters == 1, what="b parked")
     daemon.proc.send_signal(signal.SIGSTOP)
     wait_until(lambda: stopped(daemon.proc.pid), what="the daemon stopped")
     try:
         unlocked = daemon.rw.Unlock.future(rwmutex_pb2.UnlockRequest(
-            registry="reg", key="k", session_id=a, token=held.token))
+            registry="reg", key=b"k", session_id=a, token=held.token))
         assert parked.exception().code() == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
@@ -201,6 +201,13 @@ def test_a_stuck_disk_holds_back_only_the_answers_that_need_it(make_daemon, tmp_
     d.publish(reader, token, b"hot value", key="hot")
     writer = d.open()
     gate.touch()  # from now on every sync waits
+    try:
+        held_back(d, reader, writer, gate)
+    finally:
+        gate.unlink(missing_ok=True)  # a failure must not leave it stuck
+
+
+def held_back(d, reader, writer, gate):
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         wtoken = d.dogpile.Acquire(d.acquire(writer, key="new")).token
         pending = pool.submit(d.publish, writer, wtoken, b"x", key="new")
@@ -243,7 +250,7 @@ def test_a_failing_disk_turns_not_serving_and_acknowledges_nothing(make_daemon, 
     # An invalidation is still applied (more invalidation is always safe),
     # but not acknowledged as durable.
     with pytest.raises(grpc.RpcError) as inv:
-        d.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key="kept"))
+        d.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key=b"kept"))
     assert inv.value.code() == grpc.StatusCode.UNAVAILABLE
     assert d.dogpile.Acquire(d.acquire(s, key="kept")).outcome != FRESH
 
@@ -254,7 +261,7 @@ def test_invalidation_churn_of_distinct_keys_stays_within_the_budget(make_daemon
     base = d.rss_kib()
     req = dogpile_pb2.InvalidateRequest
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda i: d.dogpile.Invalidate(req(registry="users", key=f"u{i}", hard=True)),
+        list(pool.map(lambda i: d.dogpile.Invalidate(req(registry="users", key=f"u{i}".encode(), hard=True)),
                       range(30_000)))
     stats = d.stats()
     # An eighth of the budget for remembered marks, ~720 bytes each: under

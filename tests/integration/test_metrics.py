@@ -67,16 +67,16 @@ def test_metrics_after_known_traffic(metered):
     samples, _ = scrape(d.metrics_port)
     assert value(samples, "dogpiled_parked_waiters") == 1
     time.sleep(0.3)
-    d.publish(a, t1.token, b"x" * 100, key="k1", registry="m")
+    d.publish(a, t1.token, b"x" * 100, key=b"k1", registry="m")
     assert parked.result(timeout=10).outcome == FRESH
     with pytest.raises(grpc.RpcError) as refused:  # the role is spent
-        d.publish(a, t1.token, b"y", key="k1", registry="m")
+        d.publish(a, t1.token, b"y", key=b"k1", registry="m")
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     # k2: created, then abandoned.
     t2 = d.dogpile.Acquire(d.acquire(a, "k2", registry="m"))
     assert t2.outcome == CREATE
-    d.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="m", key="k2", session_id=a,
+    d.dogpile.Abandon(dogpile_pb2.AbandonRequest(registry="m", key=b"k2", session_id=a,
                                                  token=t2.token, reason="backend down"))
 
     # k3: the creator runs out of time.
@@ -92,22 +92,22 @@ def test_metrics_after_known_traffic(metered):
     t4 = d.dogpile.Acquire(d.acquire(a, "k1", registry="m", expire_ms=-1))
     assert t4.outcome == CREATE
     assert d.dogpile.Acquire(d.acquire(b, "k1", registry="m", expire_ms=-1)).outcome == STALE
-    d.publish(a, t4.token, b"z" * 100, key="k1", registry="m")
+    d.publish(a, t4.token, b"z" * 100, key=b"k1", registry="m")
 
     # k5's value does not fit beside k1's in 2000 bytes (each entry also
     # costs 704 bytes of bookkeeping, and the registry as much): k1 is
     # evicted.
     t5 = d.dogpile.Acquire(d.acquire(a, "k5", registry="m"))
     assert t5.outcome == CREATE
-    d.publish(a, t5.token, b"w" * 250, key="k5", registry="m")
+    d.publish(a, t5.token, b"w" * 250, key=b"k5", registry="m")
 
     # A read lock, and a writer whose wait for it runs out.
-    got = d.rw.Lock(rwmutex_pb2.LockRequest(registry="m", key="L", session_id=a, mode=READ))
+    got = d.rw.Lock(rwmutex_pb2.LockRequest(registry="m", key=b"L", session_id=a, mode=READ))
     assert got.acquired
-    late = d.rw.Lock(rwmutex_pb2.LockRequest(registry="m", key="L", session_id=b, mode=WRITE,
+    late = d.rw.Lock(rwmutex_pb2.LockRequest(registry="m", key=b"L", session_id=b, mode=WRITE,
                                              wait_timeout_ms=200))
     assert not late.acquired
-    d.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="m", key="L", session_id=a, token=got.token))
+    d.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="m", key=b"L", session_id=a, token=got.token))
 
     samples, types = scrape(d.metrics_port)
     expected = {

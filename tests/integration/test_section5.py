@@ -7,7 +7,7 @@ import time
 
 import grpc
 
-from harness import CREATE, FRESH, READ, WRITE, rwmutex_pb2, wait_until
+from harness import CREATE, FRESH, READ, WRITE, as_key, rwmutex_pb2, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -78,8 +78,8 @@ def test_killed_creator_next_waiter_elected_within_ttl(daemon):
     daemon.publish(waiter_session, elected.token, b"fresh")
 
 
-def lock(daemon, session, mode, wait_ms=0, key="m"):
-    return rwmutex_pb2.LockRequest(registry="reg", key=key, session_id=session,
+def lock(daemon, session, mode, wait_ms=0, key=b"m"):
+    return rwmutex_pb2.LockRequest(registry="reg", key=as_key(key), session_id=session,
                                    mode=mode, wait_timeout_ms=wait_ms)
 
 
@@ -98,12 +98,12 @@ def test_waiting_writer_not_starved_by_readers(daemon):
         late.append((s, daemon.rw.Lock.future(lock(daemon, s, READ, 30_000))))
     wait_until(lambda: daemon.stats().waiters == 21, what="the readers to park")
     assert not writer_future.done()
-    daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key="m",
+    daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"m",
                                                session_id=first_reader, token=held.token))
     granted = writer_future.result(timeout=10)
     assert granted.acquired
     assert not any(f.done() for _, f in late)
-    daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key="m",
+    daemon.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"m",
                                                session_id=writer, token=granted.token))
     results = [f.result(timeout=10) for _, f in late]
     assert all(r.acquired for r in results)
@@ -134,8 +134,8 @@ def test_restart_never_repeats_a_token(make_daemon, tmp_path):
         d = make_daemon(state_dir=state)
         s = d.open()
         for i in range(5):
-            seen.append(d.dogpile.Acquire(d.acquire(s, key=f"k{i}")).token)
-            seen.append(d.rw.Lock(lock(d, s, WRITE, key=f"k{i}")).token)
+            seen.append(d.dogpile.Acquire(d.acquire(s, key=f"k{i}".encode())).token)
+            seen.append(d.rw.Lock(lock(d, s, WRITE, key=f"k{i}".encode())).token)
         d.stop(stop_signal)
     assert seen == sorted(seen)
     assert len(set(seen)) == len(seen)
@@ -154,9 +154,9 @@ def test_values_survive_restart_and_crash(make_daemon, tmp_path):
     assert d.stop(signal.SIGTERM) == 0
     d = make_daemon("--fsync", "always", state_dir=state)
     s = d.open()
-    got = d.dogpile.Acquire(d.acquire(s, key="a", expire_ms=0))
+    got = d.dogpile.Acquire(d.acquire(s, key=b"a", expire_ms=0))
     assert got.outcome == FRESH and got.value == b"aaa"
-    d.publish(s, d.dogpile.Acquire(d.acquire(s, key="c", expire_ms=0)).token, b"ccc", key="c")
+    d.publish(s, d.dogpile.Acquire(d.acquire(s, key=b"c", expire_ms=0)).token, b"ccc", key=b"c")
     d.stop(signal.SIGKILL)  # crash: the log, not a final snapshot, must carry "c"
     d = make_daemon(state_dir=state)
     s = d.open()

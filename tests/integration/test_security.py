@@ -20,16 +20,33 @@ def pki(tmp_path_factory):
     d = str(tmp_path_factory.mktemp("pki"))
     openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key",
             "-out", "ca.pem", "-days", "2", "-subj", "/CN=dogpiled-test-ca", cwd=d)
-    for name, ext in (("server", "subjectAltName=IP:127.0.0.1,DNS:localhost"),
-                      ("alice", "subjectAltName=DNS:alice.clients"),
-                      ("mallory", "subjectAltName=DNS:mallory.clients")):
+    # A second CA, trusted by nobody: its certificates must not get in.
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue-ca.key",
+            "-out", "rogue-ca.pem", "-days", "2", "-subj", "/CN=rogue-ca", cwd=d)
+    for name, subject, ext, ca in (
+            ("server", "/CN=server", "subjectAltName=IP:127.0.0.1,DNS:localhost", "ca"),
+            ("alice", "/CN=alice", "subjectAltName=DNS:alice.clients", "ca"),
+            ("mallory", "/CN=mallory", "subjectAltName=DNS:mallory.clients", "ca"),
+            # No CN and no SAN: a certificate that names no one.
+            ("nobody", "/O=nobody", None, "ca"),
+            # Only a CN.
+            ("carol", "/CN=carol", None, "ca"),
+            # Two SANs, in both orders: one identity.
+            ("pair", "/CN=pair", "subjectAltName=DNS:alice,DNS:bob", "ca"),
+            ("pair-swapped", "/CN=pair", "subjectAltName=DNS:bob,DNS:alice", "ca"),
+            # One SAN whose text is what joining the pair with a comma gives.
+            ("joined", "/CN=pair", "subjectAltName=@names\n[names]\nDNS.1 = alice,bob", "ca"),
+            ("alice-rogue", "/CN=alice", "subjectAltName=DNS:alice.clients", "rogue-ca")):
         openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-                "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
-        with open(os.path.join(d, f"{name}.ext"), "w") as f:
-            f.write(ext + "\n")
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
-                "-extfile", f"{name}.ext", cwd=d)
+                "-out", f"{name}.csr", "-subj", subject, cwd=d)
+        extfile = []
+        if ext:
+            with open(os.path.join(d, f"{name}.ext"), "w") as f:
+                f.write(ext + "\n")
+            extfile = ["-extfile", f"{name}.ext"]
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey",
+                f"{ca}.key", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
+                *extfile, cwd=d)
     read = lambda n: open(os.path.join(d, n), "rb").read()  # noqa: E731
     return {"dir": d, "read": read}
 
@@ -89,22 +106,22 @@ def test_mutual_tls_binds_sessions_to_identities(pki):
             anonymous.sessions.Open(sessions_pb2.OpenRequest(), timeout=5)
         sid = alice.sessions.Open(sessions_pb2.OpenRequest(), timeout=10).session_id
         grant = alice.dogpile.Acquire(dogpile_pb2.AcquireRequest(
-            registry="reg", key="k", session_id=sid, expire_ms=1000), timeout=10)
+            registry="reg", key=b"k", session_id=sid, expire_ms=1000), timeout=10)
         assert grant.outcome == CREATE
-        lock = alice.rw.Lock(rwmutex_pb2.LockRequest(registry="reg", key="m", session_id=sid,
+        lock = alice.rw.Lock(rwmutex_pb2.LockRequest(registry="reg", key=b"m", session_id=sid,
                                                      mode=READ), timeout=10)
         assert lock.acquired
         # Mallory learned the session id and the tokens: none of it works.
         attempts = [
             lambda: mallory.dogpile.Publish(dogpile_pb2.PublishRequest(
-                registry="reg", key="k", session_id=sid, token=grant.token, value=b"evil"), timeout=5),
+                registry="reg", key=b"k", session_id=sid, token=grant.token, value=b"evil"), timeout=5),
             lambda: mallory.dogpile.Abandon(dogpile_pb2.AbandonRequest(
-                registry="reg", key="k", session_id=sid, token=grant.token), timeout=5),
+                registry="reg", key=b"k", session_id=sid, token=grant.token), timeout=5),
             lambda: mallory.rw.Unlock(rwmutex_pb2.UnlockRequest(
-                registry="reg", key="m", session_id=sid, token=lock.token), timeout=5),
+                registry="reg", key=b"m", session_id=sid, token=lock.token), timeout=5),
             lambda: mallory.sessions.Close(sessions_pb2.CloseRequest(session_id=sid), timeout=5),
             lambda: mallory.dogpile.Acquire(dogpile_pb2.AcquireRequest(
-                registry="reg", key="x", session_id=sid), timeout=5),
+                registry="reg", key=b"x", session_id=sid), timeout=5),
             lambda: list(mallory.sessions.KeepAlive(
                 iter([sessions_pb2.KeepAliveRequest(session_id=sid)]), timeout=5)),
         ]
@@ -114,11 +131,63 @@ def test_mutual_tls_binds_sessions_to_identities(pki):
             assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         # Alice's grants are intact.
         alice.dogpile.Publish(dogpile_pb2.PublishRequest(
-            registry="reg", key="k", session_id=sid, token=grant.token, value=b"good"), timeout=5)
-        alice.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key="m", session_id=sid,
+            registry="reg", key=b"k", session_id=sid, token=grant.token, value=b"good"), timeout=5)
+        alice.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"m", session_id=sid,
                                                   token=lock.token), timeout=5)
-        peek = alice.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key="k"), timeout=5)
+        peek = alice.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k"), timeout=5)
         assert peek.value == b"good"
+    finally:
+        d.cleanup()
+
+
+def open_status(client):
+    try:
+        client.sessions.Open(sessions_pb2.OpenRequest(), timeout=10)
+        return grpc.StatusCode.OK
+    except grpc.RpcError as e:
+        return e.code()
+
+
+def test_certificates_must_name_someone_from_the_trusted_ca(pki):
+    d = tls_daemon(pki, mutual=True)
+    d.args += ["--log-level", "off"]  # gRPC's handshake errors obey it too
+    d.start()
+    try:
+        nobody = client_for(pki, d.target, "nobody")
+        with pytest.raises(grpc.RpcError) as e:
+            nobody.sessions.Open(sessions_pb2.OpenRequest(), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert e.value.details().startswith("certificate:")
+        with pytest.raises(grpc.RpcError) as e:
+            nobody.dogpile.Peek(dogpile_pb2.PeekRequest(registry="reg", key=b"k"), timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # Signed by another CA: the handshake itself fails.
+        assert open_status(client_for(pki, d.target, "alice-rogue")) == \
+            grpc.StatusCode.UNAVAILABLE
+        assert open_status(client_for(pki, d.target, "carol")) == grpc.StatusCode.OK
+        assert d.stop() == 0
+        assert d.read_log() == ""
+    finally:
+        d.cleanup()
+
+
+def test_san_lists_are_kept_as_lists(pki):
+    d = start_tls(pki, mutual=True)
+    try:
+        pair = client_for(pki, d.target, "pair")
+        sid = pair.sessions.Open(sessions_pb2.OpenRequest(), timeout=10).session_id
+        lock = pair.rw.Lock(rwmutex_pb2.LockRequest(registry="reg", key=b"m", session_id=sid,
+                                                    mode=READ), timeout=10)
+        # "DNS:alice,bob" is one name, not the pair joined with a comma.
+        joined = client_for(pki, d.target, "joined")
+        with pytest.raises(grpc.RpcError) as e:
+            joined.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"m", session_id=sid,
+                                                       token=lock.token), timeout=10)
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        # The same names in another order are the same identity.
+        swapped = client_for(pki, d.target, "pair-swapped")
+        swapped.rw.Unlock(rwmutex_pb2.UnlockRequest(registry="reg", key=b"m", session_id=sid,
+                                                    token=lock.token), timeout=10)
     finally:
         d.cleanup()
 
@@ -138,10 +207,17 @@ def test_registry_tokens(make_daemon, tmp_path):
     with pytest.raises(grpc.RpcError) as e:
         d.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="billing"))
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    got = d.dogpile.Acquire(request, metadata=[("authorization", "Bearer s3cret")])
+    # The session was opened without the token: it is the anonymous
+    # tenant's, and cannot hold a grant in the protected registry.
+    with pytest.raises(grpc.RpcError) as e:
+        d.dogpile.Acquire(request, metadata=[("authorization", "Bearer s3cret")])
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    owned = d.sessions.Open(sessions_pb2.OpenRequest(),
+                            metadata=[("authorization", "Bearer s3cret")]).session_id
+    got = d.dogpile.Acquire(d.acquire(owned, registry="billing"),
+                            metadata=[("authorization", "Bearer s3cret")])
     assert got.outcome == CREATE
     assert d.dogpile.Acquire(d.acquire(sid, registry="public")).outcome == CREATE
-    assert d.stats().entries == 2
 
 
 def test_sessions_per_client_cap(make_daemon):

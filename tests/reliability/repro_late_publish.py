@@ -44,7 +44,7 @@ def tries(daemon, past, until, counts, lock):
             else:
                 sid, timeout = long_lived, 100
             got = dogpile.Acquire(dogpile_pb2.AcquireRequest(
-                registry="repro", key=key, session_id=sid, expire_ms=-1,
+                registry="repro", key=key.encode(), session_id=sid, expire_ms=-1,
                 creation_timeout_ms=timeout))
             if kind == "creation_timeout":
                 start = time.monotonic()  # the grant came before this

@@ -63,7 +63,7 @@ class Soak:
         try:
             return await method(request, timeout=wait_ms / 1000 + RPC_SLACK_S)
         except grpc.aio.AioRpcError as e:
-            self.sort_error(what, e, session, elected and (request.key, elected))
+            self.sort_error(what, e, session, elected and (request.key.decode(), elected))
             return None
 
     def invalidated_since(self, key, elected):
@@ -86,7 +86,7 @@ class Soak:
 
     def acquire_request(self, s, key, wait):
         r = dogpile_pb2.AcquireRequest(
-            registry=self.registry, key=key, session_id=s.sid, wait_timeout_ms=wait,
+            registry=self.registry, key=key.encode(), session_id=s.sid, wait_timeout_ms=wait,
             expire_ms=self.rng.choice([-1, 50, 500, 0]), creation_timeout_ms=10_000)
         if self.rng.random() < 0.1:
             r.client_created_time = self.rng.choice([0.0, time.time() - 1])
@@ -102,7 +102,7 @@ class Soak:
         self.counts["create"] += 1
         if hold:
             return  # walk away holding the role: the session's end must free it
-        common = dict(registry=self.registry, key=key, session_id=s.sid, token=got.token)
+        common = dict(registry=self.registry, key=key.encode(), session_id=s.sid, token=got.token)
         if self.rng.random() < 0.1:
             await self.call("abandon", self.dogpile.Abandon, dogpile_pb2.AbandonRequest(
                 reason="soak", retry_after_ms=self.rng.choice([0, 200]), **common), s,
@@ -115,20 +115,20 @@ class Soak:
         key, wait = self.rng.choice(KEYS), self.rng.choice([0, 50, 200])
         mode = WRITE if self.rng.random() < 0.3 else READ
         got = await self.call("lock", self.rw.Lock, rwmutex_pb2.LockRequest(
-            registry=self.registry, key=key, session_id=s.sid, mode=mode, wait_timeout_ms=wait),
+            registry=self.registry, key=key.encode(), session_id=s.sid, mode=mode, wait_timeout_ms=wait),
             s, wait)
         if got is None or not got.acquired or hold:
             return
         await asyncio.sleep(self.rng.uniform(0, 0.05))
         await self.call("unlock", self.rw.Unlock, rwmutex_pb2.UnlockRequest(
-            registry=self.registry, key=key, session_id=s.sid, token=got.token), s)
+            registry=self.registry, key=key.encode(), session_id=s.sid, token=got.token), s)
 
     async def invalidate(self):
         key = self.rng.choice(KEYS + [""])  # "": the whole registry
         mark = [time.monotonic(), math.inf]  # in flight: it may land any time
         self.invalidations[key].append(mark)
         await self.call("invalidate", self.dogpile.Invalidate, dogpile_pb2.InvalidateRequest(
-            registry=self.registry, key=key, hard=self.rng.random() < 0.5))
+            registry=self.registry, key=key.encode(), hard=self.rng.random() < 0.5))
         mark[1] = time.monotonic()
 
     # --- a session's life -------------------------------------------------
@@ -197,7 +197,7 @@ class Soak:
         await asyncio.sleep(s.ttl + 3)
         self.counts["probes"] += 1
         got = await self.call("probe", self.rw.Lock, rwmutex_pb2.LockRequest(
-            registry=self.registry, key="probe", session_id=s.sid, mode=WRITE), s)
+            registry=self.registry, key=b"probe", session_id=s.sid, mode=WRITE), s)
         if got is not None:
             self.counts["unexpected_probe_alive"] += 1
             self.unexpected.append(f"session {s.sid} alive {time.monotonic() - s.renewed:.1f}s "

@@ -64,7 +64,7 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
         for i in range(PROCESSES):
             for key in KEYS + ["probe"]:
                 peek = daemon.dogpile.Peek(dogpile_pb2.PeekRequest(registry=registry_of(i),
-                                                                   key=key))
+                                                                   key=key.encode()))
                 if peek.has_value:
                     stored[(registry_of(i), key)] = peek.value
         stats = daemon.stats()

@@ -254,7 +254,7 @@ class Client(threading.Thread):
         ct = self.cfg["creation_timeout_ms"]
         lock_only = rng.random() < 0.1
         request = dogpile_pb2.AcquireRequest(
-            registry=self.cfg["registry"], key=key, session_id=self.sid,
+            registry=self.cfg["registry"], key=key.encode(), session_id=self.sid,
             expire_ms=rng.choice([-1, 150, 400, 0]), max_stale_ms=rng.choice([0, 0, 150]),
             wait_timeout_ms=wait, creation_timeout_ms=ct)
         if lock_only:
@@ -272,7 +272,7 @@ class Client(threading.Thread):
         late = rng.random() < self.cfg["late_creator_share"]
         # A late creator outlives its creation timeout: its publish must fail.
         time.sleep(ct / 1000 + rng.uniform(0.2, 0.4) if late else rng.uniform(0.005, 0.06))
-        common = dict(registry=self.cfg["registry"], key=key, session_id=self.sid, token=got.token)
+        common = dict(registry=self.cfg["registry"], key=key.encode(), session_id=self.sid, token=got.token)
         if rng.random() < self.cfg["abandon_share"]:
             retry = rng.choice([0, 0, 100])
             _, code = self.call("abandon", 1, "Abandon", dogpile_pb2.AbandonRequest(
@@ -291,7 +291,7 @@ class Client(threading.Thread):
         key = self.rng.choice(self.cfg["keys"] + [""])
         hard = self.rng.random() < 0.5
         _, code = self.call("invalidate", 1, "Invalidate", dogpile_pb2.InvalidateRequest(
-            registry=self.cfg["registry"], key=key, hard=hard), key=key, hard=hard)
+            registry=self.cfg["registry"], key=key.encode(), hard=hard), key=key, hard=hard)
         if code in ("UNAVAILABLE", "LATE"):
             self.backoff()
 
@@ -301,7 +301,7 @@ class Client(threading.Thread):
         wait = rng.choice([0, 300, 1500])
         got, code = self.call(
             "lock", 2, "Lock", rwmutex_pb2.LockRequest(
-                registry=self.cfg["registry"], key=key, session_id=self.sid,
+                registry=self.cfg["registry"], key=key.encode(), session_id=self.sid,
                 mode=MODES[mode], wait_timeout_ms=wait),
             wait_ms=wait, key=key, sid=self.sid, mode=mode, wait=wait,
             describe=lambda r: {"acquired": r.acquired, "token": r.token})
@@ -312,7 +312,7 @@ class Client(threading.Thread):
             return
         time.sleep(rng.uniform(0.005, 0.04))
         _, code = self.call("unlock", 2, "Unlock", rwmutex_pb2.UnlockRequest(
-            registry=self.cfg["registry"], key=key, session_id=self.sid, token=got.token),
+            registry=self.cfg["registry"], key=key.encode(), session_id=self.sid, token=got.token),
             key=key, sid=self.sid, token=got.token)
         self.react(code)
 

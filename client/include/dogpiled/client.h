@@ -94,6 +94,8 @@ class DOGPILED_EXPORT Client {
   const ClientOptions& options() const;
 
   StatusOr<Stats> GetStats() const;
+  // Keys here and everywhere in the SDK are bytes of anything (1..1024 by
+  // default), UTF-8 or not: a std::string is sent as its bytes.
   // Reads a key without taking any role. expire decides is_expired the way
   // Acquire does: > 0 that long after created_time, 0 never, < 0 always.
   StatusOr<PeekResult> Peek(const std::string& registry,

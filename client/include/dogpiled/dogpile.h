@@ -90,7 +90,9 @@ struct AcquireResult {
   bool stored = true;
 };
 
-// One key of one registry, as a dogpile Lock. Two modes, chosen per call:
+// One key of one registry, as a dogpile Lock. The key is bytes of anything
+// (UTF-8 or not); the registry a name of [A-Za-z0-9._:-]. Two modes, chosen
+// per call:
 // - acquire(creator): the daemon holds the value (bytes). Fresh and stale
 //   values come back from the daemon; an elected creator publishes there.
 // - acquire(creator, value_and_created_fn): lock-only, for callers who
