@@ -10,6 +10,8 @@ BUILD=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libasio-dev libcli11-dev
   prometheus-cpp-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev
+  # google/rpc/{status,error_details}.proto, grpc/health/v1/health.proto
+  golang-github-gogo-googleapis-dev grpc-proto
 )
 TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
