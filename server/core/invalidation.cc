@@ -8,6 +8,7 @@
 
 #include "core/coordinator.h"
 #include "core/op.h"
+#include "core/errors.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
@@ -74,7 +75,7 @@ void Coordinator::Normalize(Entry& entry) {
 Status Coordinator::Invalidate(const InvalidateRequest& request) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckRegistry(request.registry); !s.ok()) {
     return s;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 
 namespace dogpiled::core {
 
@@ -100,13 +101,11 @@ Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes) {
     }
   }
   if (freed < need) {
-    return ResourceExhausted(
-               "value: the memory budget of " +
-               std::to_string(limits_.memory_budget_bytes) +
-               " bytes is full of entries in use")
-        .WithReason("MEMORY_BUDGET",
-                    {{"field", "value"},
-                     {"limit", std::to_string(limits_.memory_budget_bytes)}});
+    return CapReached(reason::kMemoryBudget, "value",
+                      limits_.memory_budget_bytes,
+                      "value: the memory budget of " +
+                          std::to_string(limits_.memory_budget_bytes) +
+                          " bytes is full of entries in use");
   }
   for (Entry* victim : victims) {
     observer_->OnEviction(victim->registry->name, victim->key,

@@ -6,6 +6,7 @@
 
 #include "core/coordinator.h"
 #include "core/op.h"
+#include "core/errors.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
@@ -16,13 +17,18 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
                                        const std::string& owner) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (ttl_ms != 0 &&
       (ttl_ms < limits_.min_ttl_ms || ttl_ms > limits_.max_ttl_ms)) {
     return InvalidArgument("ttl_ms: must be 0 (the default) or between " +
                            std::to_string(limits_.min_ttl_ms) + " and " +
-                           std::to_string(limits_.max_ttl_ms));
+                           std::to_string(limits_.max_ttl_ms))
+        .WithReason(std::string(reason::kFieldInvalid),
+                    {{std::string(kFieldKey), "ttl_ms"},
+                     {"min", std::to_string(limits_.min_ttl_ms)},
+                     {std::string(kLimitKey),
+                      std::to_string(limits_.max_ttl_ms)}});
   }
   if (Status s = CheckMaxBytes(client_name, kMaxClientNameBytes,
                                "client_name");
@@ -30,13 +36,16 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
     return s;
   }
   if (sessions_.size() >= limits_.max_sessions) {
-    return ResourceExhausted("sessions: the cap of " +
-                             std::to_string(limits_.max_sessions) +
-                             " open sessions is reached");
+    return CapReached(reason::kSessionsLimit, "sessions", limits_.max_sessions,
+                      "sessions: the cap of " +
+                          std::to_string(limits_.max_sessions) +
+                          " open sessions is reached");
   }
   uint64_t& of_client = sessions_per_client_[client];
   if (of_client >= limits_.max_sessions_per_client) {
-    return ResourceExhausted(
+    return CapReached(
+        reason::kSessionsPerClient, "sessions",
+        limits_.max_sessions_per_client,
         "sessions: the cap of " +
         std::to_string(limits_.max_sessions_per_client) +
         " open sessions per client is reached for " +
@@ -64,12 +73,11 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
 StatusOr<int64_t> Coordinator::KeepAlive(SessionId id) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   Session* session = FindSession(id);
   if (session == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(id));
+    return SessionNotFound(id);
   }
   // The timer stays where it is; when it fires it sees the later deadline
   // and re-arms. That keeps KeepAlive O(1).
@@ -81,8 +89,7 @@ Status Coordinator::Close(SessionId id) {
   Op op(this);
   Session* session = FindSession(id);
   if (session == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(id));
+    return SessionNotFound(id);
   }
   EndSession(session, /*expired=*/false);
   return {};
@@ -95,9 +102,11 @@ Status Coordinator::CheckOwner(SessionId id, const std::string& caller) {
       session->owner == caller) {
     return {};
   }
-  return {Code::kPermissionDenied,
-          "session_id: session " + std::to_string(id) +
-              " belongs to another client"};
+  return Status(Code::kPermissionDenied,
+                "session_id: session " + std::to_string(id) +
+                    " belongs to another client")
+      .WithReason(std::string(reason::kSessionNotOwned),
+                  {{std::string(kFieldKey), "session_id"}});
 }
 
 Session* Coordinator::FindSession(SessionId id) {
@@ -121,8 +130,8 @@ void Coordinator::EndSession(Session* session, bool expired) {
                                     session->waits.end());
   for (uint64_t wait_id : waits) {
     Waiter waiter = Unpark(wait_id);
-    Answer(waiter, NotFound("session_id: session " + std::to_string(id) +
-                            " ended while waiting"));
+    Answer(waiter, SessionNotFound(id, "session " + std::to_string(id) +
+                                       " ended while waiting"));
     touched.push_back(waiter.entry);
   }
   const std::vector<Entry*> roles(session->creator_of.begin(),

@@ -2,6 +2,7 @@
 
 #include <fstream>
 
+#include "core/errors.h"
 #include "core/validation.h"
 #include "service/status_map.h"
 
@@ -62,15 +63,22 @@ grpc::Status Auth::CheckRegistry(const grpc::CallbackServerContext* ctx,
   if (header == metadata.end() ||
       !header->second.starts_with(grpc::string_ref(kBearer.data(),
                                                    kBearer.size()))) {
-    return {grpc::StatusCode::UNAUTHENTICATED,
-            "authorization: registry '" + registry +
-                "' requires a bearer token"};
+    return ToGrpc(core::Status(core::Code::kUnauthenticated,
+                               "authorization: registry '" + registry +
+                                   "' requires a bearer token")
+                      .WithReason(std::string(core::reason::kTokenMissing),
+                                  {{"field", "authorization"},
+                                   {"registry", registry}}));
   }
   const std::string given(header->second.data() + kBearer.size(),
                           header->second.size() - kBearer.size());
   if (!SameSecret(given, wanted->second)) {
-    return {grpc::StatusCode::PERMISSION_DENIED,
-            "authorization: wrong token for registry '" + registry + "'"};
+    return ToGrpc(core::Status(core::Code::kPermissionDenied,
+                               "authorization: wrong token for registry '" +
+                                   registry + "'")
+                      .WithReason(std::string(core::reason::kTokenRefused),
+                                  {{"field", "authorization"},
+                                   {"registry", registry}}));
   }
   return grpc::Status::OK;
 }
