@@ -27,12 +27,23 @@ BENCH=(
   linux-perf valgrind
 )
 
+# Node.js and npm run the examples/node test. Debian's nodejs and npm only
+# where no node is installed at all: npm's Debian package conflicts with
+# nodesource's nodejs, which bundles its own npm.
+NODE=()
+if [ -z "$(command -v node)" ]; then
+  NODE+=(nodejs)
+fi
+if [ -z "$(command -v npm)" ]; then
+  NODE+=(npm)
+fi
+
 PACKAGES=()
 for group in "${@:-build test bench}"; do
   for g in $group; do
     case "$g" in
       build) PACKAGES+=("${BUILD[@]}") ;;
-      test) PACKAGES+=("${TEST[@]}") ;;
+      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}) ;;
       bench) PACKAGES+=("${BENCH[@]}") ;;
       *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
     esac
