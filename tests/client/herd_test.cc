@@ -94,7 +94,7 @@ TEST_F(HerdTest, SeparateSessionsStillElectOneCreator) {
   for (int i = 0; i < kSessions; ++i) {
     threads.emplace_back([&, i] {
       Dogpile dogpile(sessions[i], "users", "hot");
-      got[i] = dogpile.acquire_result(creator);
+      got[i] = dogpile.acquire(creator);
     });
   }
   ASSERT_TRUE(testing::WaitersAre(*client_, kSessions - 1));
