@@ -155,24 +155,12 @@ StatusOr<Stats> Client::GetStats() const {
     return s;
   }
   Stats out;
-  out.sessions = r.sessions();
-  out.registries = r.registries();
-  out.entries = r.entries();
-  out.waiters = r.waiters();
-  out.stored_bytes = r.stored_bytes();
-  out.acquires_fresh = r.acquires_fresh();
-  out.acquires_stale = r.acquires_stale();
-  out.acquires_create = r.acquires_create();
-  out.acquires_not_ready = r.acquires_not_ready();
-  out.publishes = r.publishes();
-  out.abandons = r.abandons();
-  out.fencing_rejections = r.fencing_rejections();
-  out.session_expiries = r.session_expiries();
-  out.creation_timeouts = r.creation_timeouts();
-  out.evictions = r.evictions();
-  out.lock_grants = r.lock_grants();
-  out.early_refreshes = r.early_refreshes();
-  out.wait_timeouts = r.wait_timeouts();
+  const auto* descriptor = r.GetDescriptor();
+  const auto* reflection = r.GetReflection();
+#define DOGPILED_STATS_GET(name, number) \
+  out.name = reflection->GetUInt64(r, descriptor->FindFieldByNumber(number));
+  DOGPILED_STATS_FIELDS(DOGPILED_STATS_GET)
+#undef DOGPILED_STATS_GET
   return out;
 }
 

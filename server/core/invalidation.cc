@@ -7,8 +7,8 @@
 #include <utility>
 
 #include "core/coordinator.h"
-#include "core/op.h"
 #include "core/errors.h"
+#include "core/op.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/coordinator.h"
-#include "core/op.h"
 #include "core/errors.h"
+#include "core/op.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
