@@ -91,12 +91,14 @@ TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
 
 TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
   SessionOptions options;
-  options.ttl = milliseconds(300);
+  // Long enough that a slow build (TSan) answers renewals well within the
+  // local deadline (4/5 of the TTL).
+  options.ttl = milliseconds(1000);
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
-  // Time passing is the point here: five TTLs without any call of ours.
-  std::this_thread::sleep_for(milliseconds(1500));
+  // Time passing is the point here: four TTLs without any call of ours.
+  std::this_thread::sleep_for(milliseconds(4000));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(loss.calls(), 0);
   const Stats stats = testing::GetStatsOrDie(*client_);
@@ -183,7 +185,12 @@ TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
   daemon_->Signal(SIGKILL);
   daemon_ = Daemon::Start({}, listen);
   ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
-  EXPECT_EQ(loss.status().code(), StatusCode::kNotFound);
+  // NOT_FOUND from the restarted daemon, or UNAVAILABLE if the restart
+  // outlasted the local lease deadline (a slow machine, TSan).
+  const StatusCode lost = loss.status().code();
+  EXPECT_TRUE(lost == StatusCode::kNotFound ||
+              lost == StatusCode::kUnavailable)
+      << loss.status().ToString();
   // The same objects work on the new lease (the call waits for it).
   EXPECT_EQ(dogpile.acquire([] { return std::string("v"); }), "v");
   EXPECT_NE(session.id(), first);
