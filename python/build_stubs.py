@@ -20,6 +20,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_PROTO_DIR = os.environ.get(
     "DOGPILED_PROTO_DIR", os.path.join(os.path.dirname(HERE), "proto"))
 PACKAGE_DIR = os.path.join("dogpiled", "v1")
+# google/rpc/status.proto and error_details.proto, from Debian's
+# golang-github-gogo-googleapis-dev. They become a descriptor set that
+# dogpiled.errors loads into a private pool (generated google.rpc modules
+# would clash with googleapis-common-protos in the same process).
+GOOGLEAPIS_DIR = os.environ.get(
+    "GOOGLEAPIS_PROTO_DIR", "/usr/share/gocode/src/github.com/gogo/googleapis")
+RPC_PROTOS = ["google/rpc/status.proto", "google/rpc/error_details.proto"]
+RPC_DESCRIPTORS = "google_rpc.desc"
 
 
 def proto_files(proto_dir):
@@ -37,6 +45,7 @@ def outputs(proto_dir, out_dir):
     for proto in proto_files(proto_dir):
         stem = os.path.splitext(os.path.basename(proto))[0]
         names += [f"{stem}_pb2.py", f"{stem}_pb2_grpc.py"]
+    names.append(RPC_DESCRIPTORS)
     return [os.path.join(out_dir, PACKAGE_DIR, n) for n in names]
 
 
@@ -71,6 +80,18 @@ def generate(out_dir, proto_dir=DEFAULT_PROTO_DIR, protoc=None, plugin=None):
              f"--grpc_python_out={tmp}",
              f"--plugin=protoc-gen-grpc_python={plugin}", *protos],
             capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"protoc failed:\n{run.stderr}")
+        if not os.path.exists(os.path.join(GOOGLEAPIS_DIR, RPC_PROTOS[0])):
+            raise RuntimeError(
+                f"{RPC_PROTOS[0]} not found under {GOOGLEAPIS_DIR} (set "
+                "GOOGLEAPIS_PROTO_DIR or apt-get install "
+                "golang-github-gogo-googleapis-dev)")
+        run = subprocess.run(
+            [protoc, f"-I{GOOGLEAPIS_DIR}", "--include_imports",
+             "--descriptor_set_out="
+             f"{os.path.join(tmp, PACKAGE_DIR, RPC_DESCRIPTORS)}",
+             *RPC_PROTOS], capture_output=True, text=True)
         if run.returncode != 0:
             raise RuntimeError(f"protoc failed:\n{run.stderr}")
         written = []

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FILES=(server/core/*.cc server/daemon/record_io.cc)
-FLAGS=(-std=c++20 -Iserver)
+# build/proto: dogpiled/v1/stats_fields.inc, generated from admin.proto by
+# the build that runs before this.
+FLAGS=(-std=c++20 -Iserver -I"${BUILD_DIR:-build}/proto")
 echo "analyze: clang -Wthread-safety on ${#FILES[@]} files"
 for f in "${FILES[@]}"; do
   clang++ "${FLAGS[@]}" -Wthread-safety -Wthread-safety-beta -Werror -fsyntax-only "$f"

@@ -10,6 +10,8 @@ BUILD=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev libasio-dev libcli11-dev
   prometheus-cpp-dev nlohmann-json3-dev libyaml-cpp-dev zlib1g-dev
+  # google/rpc/{status,error_details}.proto, grpc/health/v1/health.proto
+  golang-github-gogo-googleapis-dev grpc-proto
 )
 TEST=(
   libgtest-dev libgmock-dev libbenchmark-dev
@@ -26,12 +28,23 @@ BENCH=(
   linux-perf valgrind
 )
 
+# Node.js and npm run the examples/node test. Debian's nodejs and npm only
+# where no node is installed at all: npm's Debian package conflicts with
+# nodesource's nodejs, which bundles its own npm.
+NODE=()
+if [ -z "$(command -v node)" ]; then
+  NODE+=(nodejs)
+fi
+if [ -z "$(command -v npm)" ]; then
+  NODE+=(npm)
+fi
+
 PACKAGES=()
 for group in "${@:-build test bench}"; do
   for g in $group; do
     case "$g" in
       build) PACKAGES+=("${BUILD[@]}") ;;
-      test) PACKAGES+=("${TEST[@]}") ;;
+      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}) ;;
       bench) PACKAGES+=("${BENCH[@]}") ;;
       *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
     esac

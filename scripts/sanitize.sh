@@ -4,7 +4,9 @@
 #         suite (minus the container, benchmark and soak runs, which test
 #         deployment and speed rather than memory safety) against it;
 #   tsan: ThreadSanitizer on the core's and the journal's unit tests (one
-#         has many threads hammering one Coordinator) and on the daemon
+#         has many threads hammering one Coordinator), on the C++ SDK's
+#         tests (its keep-alive thread, flights and gRPC callbacks; the SDK
+#         and the daemon both built with TSan), and on the daemon
 #         serving the functional integration tests (the 1,000-waiter scale
 #         test is left to the normal build: TSan slows it past its waits).
 # Usage: scripts/sanitize.sh [asan] [tsan]   (no argument: both)
@@ -27,10 +29,14 @@ for kind in $want; do
       cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_CXX_FLAGS="-fsanitize=thread -Wno-tsan" \
         -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
-      cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs
+      sdk_tests=(client_client_test client_session_test client_dogpile_test
+                 client_dogpile_lock_only_test client_herd_test
+                 client_name_registry_test client_rwmutex_test client_retry_test)
+      cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs \
+        "${sdk_tests[@]}"
       export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp"
       (cd build-tsan && ctest --output-on-failure -j"${CTEST_JOBS:-2}" \
-        -R "^(Concurrency|CoreTest|InvalidationTest|LockOnlyTest|MemoryTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest)")
+        -R "^(ConcurrencyTest|CoreTest|InvalidationTest|LockOnlyTest|MemoryTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest|ClientTest|SessionTest|DogpileTest|DogpileLockOnlyTest|HerdTest|NameRegistryTest|StatusTest|ReadWriteMutexTest|RetryTest)\\.")
       DOGPILED_BIN=build-tsan/server/dogpiled DOGPILED_PY_STUBS=build-tsan/python_stubs \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not thousand" \
         tests/integration/test_sessions.py tests/integration/test_dogpile.py \

@@ -127,24 +127,9 @@ void PrintInvalidated(const Where& where, bool hard, bool json_out) {
 
 void PrintStats(const dogpiled::Stats& s, bool json_out) {
   const std::vector<std::pair<const char*, uint64_t>> rows = {
-      {"sessions", s.sessions},
-      {"registries", s.registries},
-      {"entries", s.entries},
-      {"waiters", s.waiters},
-      {"stored_bytes", s.stored_bytes},
-      {"acquires_fresh", s.acquires_fresh},
-      {"acquires_stale", s.acquires_stale},
-      {"acquires_create", s.acquires_create},
-      {"acquires_not_ready", s.acquires_not_ready},
-      {"publishes", s.publishes},
-      {"abandons", s.abandons},
-      {"fencing_rejections", s.fencing_rejections},
-      {"session_expiries", s.session_expiries},
-      {"creation_timeouts", s.creation_timeouts},
-      {"evictions", s.evictions},
-      {"lock_grants", s.lock_grants},
-      {"early_refreshes", s.early_refreshes},
-      {"wait_timeouts", s.wait_timeouts},
+#define DOGPILED_STATS_ROW(name, number) {#name, s.name},
+      DOGPILED_STATS_FIELDS(DOGPILED_STATS_ROW)
+#undef DOGPILED_STATS_ROW
   };
   if (json_out) {
     json j = json::object();

@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <future>
 #include <utility>
 
 #include "src/client_impl.h"
@@ -38,37 +37,6 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   return grpc::CreateCustomChannel(options.target, credentials, args);
 }
 
-// grpc.health.v1 messages are two fields; encoding them by hand spares a
-// second generated-code step for one call.
-std::string EncodeHealthRequest(const std::string& service) {
-  std::string out;
-  if (service.empty()) {
-    return out;
-  }
-  out.push_back('\x0a');  // field 1, length-delimited
-  for (size_t n = service.size(); ; n >>= 7) {
-    if (n < 0x80) {
-      out.push_back(static_cast<char>(n));
-      break;
-    }
-    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
-  }
-  return out + service;
-}
-
-// HealthCheckResponse.status is field 1, a varint; absent means UNKNOWN.
-HealthStatus DecodeHealthResponse(const std::string& bytes) {
-  if (bytes.size() >= 2 && bytes[0] == '\x08') {
-    switch (bytes[1]) {
-      case 1: return HealthStatus::kServing;
-      case 2: return HealthStatus::kNotServing;
-      case 3: return HealthStatus::kServiceUnknown;
-      default: break;
-    }
-  }
-  return HealthStatus::kUnknown;
-}
-
 }  // namespace
 
 ClientImpl::ClientImpl(ClientOptions options)
@@ -78,7 +46,7 @@ ClientImpl::ClientImpl(ClientOptions options)
       dogpile_(v1::Dogpile::NewStub(channel_)),
       rwmutex_(v1::RWMutex::NewStub(channel_)),
       admin_(v1::Admin::NewStub(channel_)),
-      generic_(std::make_unique<grpc::GenericStub>(channel_)) {}
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
 
 void ClientImpl::Authorize(grpc::ClientContext& ctx) const {
   if (!options_.bearer_token.empty()) {
@@ -94,28 +62,22 @@ void ClientImpl::Prepare(grpc::ClientContext& ctx,
 }
 
 StatusOr<HealthStatus> ClientImpl::CheckHealth(const std::string& service) {
-  grpc::ClientContext ctx;
-  Prepare(ctx);
-  grpc::Slice slice(EncodeHealthRequest(service));
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  // The promise is shared with the callback, so neither side can see it
-  // destroyed under its feet.
-  auto done = std::make_shared<std::promise<grpc::Status>>();
-  std::future<grpc::Status> answered = done->get_future();
-  generic_->UnaryCall(&ctx, "/grpc.health.v1.Health/Check",
-                      grpc::StubOptions(), &request, &response,
-                      [done](grpc::Status s) { done->set_value(s); });
-  const grpc::Status status = answered.get();
-  if (!status.ok()) {
-    return FromGrpc(status);
+  using grpc::health::v1::HealthCheckResponse;
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  HealthCheckResponse response;
+  if (Status s = Call(*health_, &grpc::health::v1::Health::Stub::Check,
+                      request, &response);
+      !s.ok()) {
+    return s;
   }
-  grpc::Slice single;
-  if (!response.DumpToSingleSlice(&single).ok()) {
-    return Status(StatusCode::kInternal, "health: unreadable answer");
+  switch (response.status()) {
+    case HealthCheckResponse::SERVING: return HealthStatus::kServing;
+    case HealthCheckResponse::NOT_SERVING: return HealthStatus::kNotServing;
+    case HealthCheckResponse::SERVICE_UNKNOWN:
+      return HealthStatus::kServiceUnknown;
+    default: return HealthStatus::kUnknown;
   }
-  return DecodeHealthResponse(std::string(
-      reinterpret_cast<const char*>(single.begin()), single.size()));
 }
 
 StatusOr<PeekResult> ClientImpl::Peek(const std::string& registry,
@@ -147,11 +109,6 @@ Status ClientImpl::Invalidate(const std::string& registry,
   request.set_hard(hard);
   v1::InvalidateResponse r;
   return Call(*dogpile_, &v1::Dogpile::Stub::Invalidate, request, &r);
-}
-
-Status FromGrpc(const grpc::Status& status) {
-  return Status(static_cast<StatusCode>(status.error_code()),
-                status.error_message());
 }
 
 std::string DefaultClientName() {
@@ -198,24 +155,12 @@ StatusOr<Stats> Client::GetStats() const {
     return s;
   }
   Stats out;
-  out.sessions = r.sessions();
-  out.registries = r.registries();
-  out.entries = r.entries();
-  out.waiters = r.waiters();
-  out.stored_bytes = r.stored_bytes();
-  out.acquires_fresh = r.acquires_fresh();
-  out.acquires_stale = r.acquires_stale();
-  out.acquires_create = r.acquires_create();
-  out.acquires_not_ready = r.acquires_not_ready();
-  out.publishes = r.publishes();
-  out.abandons = r.abandons();
-  out.fencing_rejections = r.fencing_rejections();
-  out.session_expiries = r.session_expiries();
-  out.creation_timeouts = r.creation_timeouts();
-  out.evictions = r.evictions();
-  out.lock_grants = r.lock_grants();
-  out.early_refreshes = r.early_refreshes();
-  out.wait_timeouts = r.wait_timeouts();
+  const auto* descriptor = r.GetDescriptor();
+  const auto* reflection = r.GetReflection();
+#define DOGPILED_STATS_GET(name, number) \
+  out.name = reflection->GetUInt64(r, descriptor->FindFieldByNumber(number));
+  DOGPILED_STATS_FIELDS(DOGPILED_STATS_GET)
+#undef DOGPILED_STATS_GET
   return out;
 }
 

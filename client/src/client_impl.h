@@ -6,7 +6,6 @@
 // Thread-safe: stubs and the channel may be used from any thread at once.
 #pragma once
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
@@ -19,14 +18,14 @@
 #include "dogpiled/v1/dogpile.grpc.pb.h"
 #include "dogpiled/v1/rwmutex.grpc.pb.h"
 #include "dogpiled/v1/sessions.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "src/error_details.h"
 #include "src/flight.h"
 
 namespace dogpiled::internal {
 
 namespace v1 = ::dogpiled::v1;
 
-// The one place gRPC statuses become SDK statuses.
-Status FromGrpc(const grpc::Status& status);
 
 class ClientImpl {
  public:
@@ -39,7 +38,6 @@ class ClientImpl {
   v1::Dogpile::Stub& dogpile() { return *dogpile_; }
   v1::RWMutex::Stub& rwmutex() { return *rwmutex_; }
   v1::Admin::Stub& admin() { return *admin_; }
-  grpc::GenericStub& generic() { return *generic_; }
   // In-flight acquires of this process, by session and key.
   NameRegistry<Flight>& flights() { return flights_; }
 
@@ -64,6 +62,20 @@ class ClientImpl {
     return FromGrpc((stub.*method)(&ctx, request, response));
   }
 
+  // One unary call with an absolute deadline, its status mapped.
+  template <typename Stub, typename Request, typename Response>
+  Status CallUntil(Stub& stub,
+                   grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                const Request&, Response*),
+                   const Request& request, Response* response,
+                   std::chrono::steady_clock::time_point deadline) const {
+    grpc::ClientContext ctx;
+    Authorize(ctx);
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     (deadline - std::chrono::steady_clock::now()));
+    return FromGrpc((stub.*method)(&ctx, request, response));
+  }
+
   StatusOr<HealthStatus> CheckHealth(const std::string& service);
   StatusOr<PeekResult> Peek(const std::string& registry,
                             const std::string& key,
@@ -79,7 +91,7 @@ class ClientImpl {
   const std::unique_ptr<v1::Dogpile::Stub> dogpile_;
   const std::unique_ptr<v1::RWMutex::Stub> rwmutex_;
   const std::unique_ptr<v1::Admin::Stub> admin_;
-  const std::unique_ptr<grpc::GenericStub> generic_;
+  const std::unique_ptr<grpc::health::v1::Health::Stub> health_;
 
   NameRegistry<Flight> flights_;
 };

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "src/request_id.h"
+
 namespace dogpiled::internal {
 namespace {
 
@@ -93,8 +95,8 @@ std::shared_ptr<Flight> DogpileImpl::GetFlight(bool lock_only) const {
 }
 
 AcquireResult DogpileImpl::Acquire(const Dogpile::Creator& creator) {
-  if (Status s = session_->CheckUsable(); !s.ok()) {
-    throw Error(s);
+  if (StatusOr<uint64_t> id = session_->UsableId(); !id.ok()) {
+    throw Error(id.status());
   }
   const std::shared_ptr<Flight> flight = GetFlight(false);
   bool led = false;
@@ -129,16 +131,16 @@ Flight::Result DogpileImpl::LeadAcquire(const Dogpile::Creator& creator) {
   auto make = [creator]() -> Made { return {creator(), std::nullopt}; };
   if (grant->has_value && options_.async_executor) {
     // dogpile's async_creator: the previous value now, the new one later.
-    CreateLater(grant->token, make);
+    CreateLater({grant->session_id, grant->token}, make);
     return ValueResult(grant->value, grant->created_time, ValueSource::kStale);
   }
-  return CreateNow(grant->token, make);
+  return CreateNow({grant->session_id, grant->token}, make);
 }
 
 void DogpileImpl::AcquireLockOnly(const TimeFn& probe, const TimeFn& create,
                                   const TimeFn& async_create) {
-  if (Status s = session_->CheckUsable(); !s.ok()) {
-    throw Error(s);
+  if (StatusOr<uint64_t> id = session_->UsableId(); !id.ok()) {
+    throw Error(id.status());
   }
   const std::shared_ptr<Flight> flight = GetFlight(true);
   for (int attempt = 0; attempt < kLockOnlyAttempts; ++attempt) {
@@ -182,22 +184,28 @@ Flight::Result DogpileImpl::LeadLockOnly(const TimeFn& probe,
       return NotReadyResult();
   }
   if (cached > 0 && options_.async_executor) {
-    CreateLater(grant->token, [async_create]() -> Made {
+    CreateLater({grant->session_id, grant->token}, [async_create]() -> Made {
       return {std::string(), async_create()};
     });
     return ValueResult({}, cached, ValueSource::kStale);
   }
-  return CreateNow(grant->token, [&create]() -> Made {
+  return CreateNow({grant->session_id, grant->token}, [&create]() -> Made {
     return {std::string(), create()};
   });
 }
 
 StatusOr<DogpileImpl::Grant> DogpileImpl::CallAcquire(
     std::optional<double> client_created_time) {
+  StatusOr<uint64_t> session_id = session_->UsableId();
+  if (!session_id.ok()) {
+    return session_id.status();
+  }
   v1::AcquireRequest request;
   request.set_registry(registry_);
   request.set_key(key_);
-  request.set_session_id(session_->id());
+  request.set_session_id(*session_id);
+  // Lets the daemon answer a retry with this call's grant (see below).
+  request.set_request_id(NewRequestId());
   request.set_expire_ms(options_.expiretime.count());
   request.set_wait_timeout_ms(options_.wait_timeout.count());
   request.set_creation_timeout_ms(options_.creation_timeout.count());
@@ -206,7 +214,7 @@ StatusOr<DogpileImpl::Grant> DogpileImpl::CallAcquire(
   }
   request.set_early_refresh_beta(options_.early_refresh_beta);
   v1::AcquireResponse r;
-  const Status status = session_->Call(
+  const Status status = session_->CallRetrying(
       &v1::Dogpile::Stub::Acquire, request, &r, options_.wait_timeout);
   if (!status.ok()) {
     return status;
@@ -217,24 +225,25 @@ StatusOr<DogpileImpl::Grant> DogpileImpl::CallAcquire(
   grant.value = r.value();
   grant.created_time = r.created_time();
   grant.token = r.token();
+  grant.session_id = *session_id;
   return grant;
 }
 
-Flight::Result DogpileImpl::CreateNow(uint64_t token,
+Flight::Result DogpileImpl::CreateNow(RoleId role,
                                       const std::function<Made()>& make) {
   Made made;
   try {
     made = make();
   } catch (...) {
     // Hand the role on at once rather than at the creation timeout.
-    CallAbandon(token, Describe(std::current_exception()));
+    CallAbandon(role, Describe(std::current_exception()));
     throw;
   }
-  return PublishMade(token, std::move(made));
+  return PublishMade(role, std::move(made));
 }
 
-Flight::Result DogpileImpl::PublishMade(uint64_t token, Made made) {
-  const StatusOr<double> published = CallPublish(token, made);
+Flight::Result DogpileImpl::PublishMade(RoleId role, Made made) {
+  const StatusOr<double> published = CallPublish(role, made);
   if (published.ok()) {
     return ValueResult(std::move(made.first), *published,
                        ValueSource::kCreated);
@@ -248,39 +257,43 @@ Flight::Result DogpileImpl::PublishMade(uint64_t token, Made made) {
                        made.second.value_or(NowEpochSeconds()),
                        ValueSource::kCreated, /*stored=*/false);
   }
-  CallAbandon(token, "publish failed: " + published.status().ToString());
+  CallAbandon(role, "publish failed: " + published.status().ToString());
   return ErrorResult(published.status());
 }
 
-void DogpileImpl::CreateLater(uint64_t token, std::function<Made()> make) {
+void DogpileImpl::CreateLater(RoleId role, std::function<Made()> make) {
   std::shared_ptr<DogpileImpl> self = shared_from_this();
   try {
-    options_.async_executor([self, token, make = std::move(make)] {
+    options_.async_executor([self, role, make = std::move(make)] {
       Made made;
       try {
         made = make();
       } catch (...) {
-        self->CallAbandon(token, Describe(std::current_exception()));
+        self->CallAbandon(role, Describe(std::current_exception()));
         self->ReportAsyncError(std::current_exception());
         return;
       }
-      const Flight::Result r = self->PublishMade(token, std::move(made));
+      const Flight::Result r = self->PublishMade(role, std::move(made));
       if (r.kind == Flight::Result::Kind::kError) {
         self->ReportAsyncError(std::make_exception_ptr(Error(r.error)));
       }
     });
   } catch (...) {
-    CallAbandon(token, "the async executor refused the job");
+    CallAbandon(role, "the async executor refused the job");
     throw;
   }
 }
 
-StatusOr<double> DogpileImpl::CallPublish(uint64_t token, const Made& made) {
+StatusOr<double> DogpileImpl::CallPublish(RoleId role, const Made& made) {
+  // A role of a lost lease is never published through its successor.
+  if (Status s = session_->CheckHolds(role.session_id); !s.ok()) {
+    return s;
+  }
   v1::PublishRequest request;
   request.set_registry(registry_);
   request.set_key(key_);
-  request.set_session_id(session_->id());
-  request.set_token(token);
+  request.set_session_id(role.session_id);
+  request.set_token(role.token);
   request.set_value(made.first);
   if (made.second) {
     request.set_created_time(*made.second);
@@ -294,12 +307,15 @@ StatusOr<double> DogpileImpl::CallPublish(uint64_t token, const Made& made) {
   return r.created_time();
 }
 
-void DogpileImpl::CallAbandon(uint64_t token, const std::string& reason) {
+void DogpileImpl::CallAbandon(RoleId role, const std::string& reason) {
+  if (!session_->CheckHolds(role.session_id).ok()) {
+    return;  // lost with its lease, which was closed or will expire
+  }
   v1::AbandonRequest request;
   request.set_registry(registry_);
   request.set_key(key_);
-  request.set_session_id(session_->id());
-  request.set_token(token);
+  request.set_session_id(role.session_id);
+  request.set_token(role.token);
   request.set_reason(reason);
   v1::AbandonResponse r;
   // Best effort: if it fails the role ends at the creation timeout or with

@@ -39,6 +39,12 @@ class DogpileImpl final : public std::enable_shared_from_this<DogpileImpl> {
     std::string value;
     double created_time = 0;
     uint64_t token = 0;
+    uint64_t session_id = 0;  // the lease the grant was taken under
+  };
+  // A creator role: its lease and its fencing token.
+  struct RoleId {
+    uint64_t session_id = 0;
+    uint64_t token = 0;
   };
   // A value made by a creator, and its createdtime if the creator stamped
   // one (lock-only), else the daemon stamps it.
@@ -51,13 +57,13 @@ class DogpileImpl final : public std::enable_shared_from_this<DogpileImpl> {
   StatusOr<Grant> CallAcquire(std::optional<double> client_created_time);
   // Runs `make` in this thread and publishes; abandons and rethrows if it
   // throws.
-  Flight::Result CreateNow(uint64_t token, const std::function<Made()>& make);
+  Flight::Result CreateNow(RoleId role, const std::function<Made()>& make);
   // Hands `make` to the executor; the job publishes or abandons.
-  void CreateLater(uint64_t token, std::function<Made()> make);
+  void CreateLater(RoleId role, std::function<Made()> make);
   // Publishes; a refused token still yields the value (stored=false).
-  Flight::Result PublishMade(uint64_t token, Made made);
-  StatusOr<double> CallPublish(uint64_t token, const Made& made);
-  void CallAbandon(uint64_t token, const std::string& reason);
+  Flight::Result PublishMade(RoleId role, Made made);
+  StatusOr<double> CallPublish(RoleId role, const Made& made);
+  void CallAbandon(RoleId role, const std::string& reason);
   void ReportAsyncError(std::exception_ptr error) const;
   std::shared_ptr<Flight> GetFlight(bool lock_only) const;
 

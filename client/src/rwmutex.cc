@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "src/request_id.h"
 #include "src/rwmutex_impl.h"
 
 namespace dogpiled {
@@ -29,26 +30,34 @@ RwMutexImpl::RwMutexImpl(std::shared_ptr<SessionImpl> session,
       options_(options) {}
 
 StatusOr<uint64_t> RwMutexImpl::LockOnce(LockMode mode, milliseconds wait) {
+  StatusOr<uint64_t> session_id = session_->UsableId();
+  if (!session_id.ok()) {
+    return session_id.status();
+  }
   v1::LockRequest request;
   request.set_registry(registry_);
   request.set_key(key_);
-  request.set_session_id(session_->id());
+  request.set_session_id(*session_id);
+  // Lets the daemon answer a retry with this call's grant.
+  request.set_request_id(NewRequestId());
   request.set_mode(mode == LockMode::kRead ? v1::LockRequest::MODE_READ
                                            : v1::LockRequest::MODE_WRITE);
   request.set_wait_timeout_ms(wait.count());
   v1::LockResponse r;
   const Status status =
-      session_->Call(&v1::RWMutex::Stub::Lock, request, &r, wait);
+      session_->CallRetrying(&v1::RWMutex::Stub::Lock, request, &r, wait);
   if (!status.ok()) {
     return status;
   }
-  return r.acquired() ? r.token() : uint64_t{0};
+  if (!r.acquired()) {
+    return uint64_t{0};
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  lease_of_[r.token()] = *session_id;
+  return r.token();
 }
 
 StatusOr<uint64_t> RwMutexImpl::Lock(LockMode mode, bool wait) {
-  if (Status s = session_->CheckUsable(); !s.ok()) {
-    return s;
-  }
   if (!wait) {
     return LockOnce(mode, milliseconds(0));
   }
@@ -64,10 +73,24 @@ StatusOr<uint64_t> RwMutexImpl::Lock(LockMode mode, bool wait) {
 }
 
 Status RwMutexImpl::Unlock(uint64_t token) {
+  uint64_t session_id = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = lease_of_.find(token);
+    if (it != lease_of_.end()) {
+      session_id = it->second;
+      lease_of_.erase(it);
+    }
+  }
+  // A lock of a lost lease is gone; it is never unlocked (or kept) through
+  // the lease that replaced it.
+  if (Status s = session_->CheckHolds(session_id); !s.ok()) {
+    return s;
+  }
   v1::UnlockRequest request;
   request.set_registry(registry_);
   request.set_key(key_);
-  request.set_session_id(session_->id());
+  request.set_session_id(session_id);
   request.set_token(token);
   v1::UnlockResponse r;
   return session_->Call(&v1::RWMutex::Stub::Unlock, request, &r);

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,6 +44,9 @@ class RwMutexImpl {
 
   std::mutex mu_;
   std::vector<uint64_t> read_tokens_;  // guarded by mu_
+  // Token -> the lease each lock was granted under (tokens are unique per
+  // key). Guarded by mu_.
+  std::map<uint64_t, uint64_t> lease_of_;
   uint64_t write_token_ = 0;           // guarded by mu_
 };
 

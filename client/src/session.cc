@@ -30,40 +30,67 @@ constexpr milliseconds kMinBackoff{20};
 
 SessionImpl::SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
                          milliseconds ttl, SteadyTime opened,
-                         std::function<void(const Status&)> on_lost)
+                         const SessionOptions& options)
     : client_(std::move(client)),
+      on_lost_(options.on_lost),
+      reopen_(options.reopen),
+      options_(options),
       id_(id),
-      on_lost_(std::move(on_lost)),
       ttl_(ttl),
       renew_at_(opened + RenewPeriod(ttl)),
       lost_at_(LostAt(opened, ttl)) {}
 
 SessionImpl::~SessionImpl() { StopThread(); }
 
-StatusOr<std::shared_ptr<SessionImpl>> SessionImpl::Open(
-    std::shared_ptr<ClientImpl> client, const SessionOptions& options) {
+namespace {
+
+struct Opened {
+  uint64_t id = 0;
+  milliseconds ttl{0};
+  SteadyTime sent;
+};
+
+StatusOr<Opened> OpenLease(ClientImpl& client, const SessionOptions& options) {
   v1::OpenRequest request;
   request.set_ttl_ms(options.ttl.count());
   std::string name = options.client_name;
   if (name.empty()) {
-    name = client->options().client_name;
+    name = client.options().client_name;
   }
   request.set_client_name(name.empty() ? DefaultClientName() : name);
   v1::OpenResponse response;
+  Opened opened;
   // The daemon starts the lease after this instant.
-  const SteadyTime sent = Clock::now();
-  if (Status s = client->Call(client->sessions(), &v1::Sessions::Stub::Open,
-                              request, &response);
+  opened.sent = Clock::now();
+  if (Status s = client.Call(client.sessions(), &v1::Sessions::Stub::Open,
+                             request, &response);
       !s.ok()) {
     return s;
   }
-  std::shared_ptr<SessionImpl> impl(
-      new SessionImpl(std::move(client), response.session_id(),
-                      milliseconds(response.ttl_ms()), sent, options.on_lost));
+  opened.id = response.session_id();
+  opened.ttl = milliseconds(response.ttl_ms());
+  return opened;
+}
+
+}  // namespace
+
+StatusOr<std::shared_ptr<SessionImpl>> SessionImpl::Open(
+    std::shared_ptr<ClientImpl> client, const SessionOptions& options) {
+  StatusOr<Opened> opened = OpenLease(*client, options);
+  if (!opened.ok()) {
+    return opened.status();
+  }
+  std::shared_ptr<SessionImpl> impl(new SessionImpl(
+      std::move(client), opened->id, opened->ttl, opened->sent, options));
   // The thread owns a reference, so the state outlives it whatever order
   // handles are dropped in.
   impl->thread_ = std::thread([self = impl] { self->Run(); });
   return impl;
+}
+
+uint64_t SessionImpl::id() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id_;
 }
 
 milliseconds SessionImpl::ttl() const {
@@ -71,12 +98,17 @@ milliseconds SessionImpl::ttl() const {
   return ttl_;
 }
 
+uint64_t SessionImpl::reopens() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reopens_;
+}
+
 SessionState SessionImpl::state() const {
   std::lock_guard<std::mutex> lock(mu_);
-  if (lost_) {
-    return SessionState::kLost;
+  if (closed_) {
+    return SessionState::kClosed;
   }
-  return closed_ ? SessionState::kClosed : SessionState::kAlive;
+  return lost_ ? SessionState::kLost : SessionState::kAlive;
 }
 
 Status SessionImpl::loss_reason() const {
@@ -84,26 +116,50 @@ Status SessionImpl::loss_reason() const {
   return loss_reason_;
 }
 
-Status SessionImpl::CheckUsable() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (lost_) {
-    return Status(StatusCode::kNotFound,
-                  "session " + std::to_string(id_) +
-                      " was lost: " + loss_reason_.message());
+StatusOr<uint64_t> SessionImpl::UsableId() const {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (reopen_) {
+    wake_.wait_for(lock, client_->options().rpc_timeout,
+                   [this] { return closed_ || stopping_ || !lost_; });
   }
   if (closed_) {
     return Status(StatusCode::kFailedPrecondition,
                   "session " + std::to_string(id_) + " is closed");
   }
-  return {};
+  if (lost_) {
+    const std::string why = "session " + std::to_string(id_) +
+                            " was lost: " + loss_reason_.message();
+    if (reopen_) {
+      return Status(StatusCode::kUnavailable,
+                    why + "; no new session could be opened yet");
+    }
+    return Status(StatusCode::kNotFound, why, "SESSION_NOT_FOUND",
+                  {{"field", "session_id"},
+                   {"session_id", std::to_string(id_)}});
+  }
+  return id_;
 }
 
-void SessionImpl::Observe(const Status& status) {
+Status SessionImpl::CheckHolds(uint64_t session_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (session_id == id_ && !lost_) {
+    return {};
+  }
+  return Status(StatusCode::kNotFound,
+                "session_id: session " + std::to_string(session_id) +
+                    " was lost, and every grant taken under it with it",
+                "SESSION_NOT_FOUND",
+                {{"field", "session_id"},
+                 {"session_id", std::to_string(session_id)}});
+}
+
+void SessionImpl::Observe(uint64_t session_id, const Status& status) {
   if (status.code() != StatusCode::kNotFound) {
     return;
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (!closed_) {
+  // A call on an older lease says nothing about the current one.
+  if (!closed_ && session_id == id_) {
     LoseLocked(status);
   }
 }
@@ -137,12 +193,33 @@ void SessionImpl::OnBroken() {
 }
 
 void SessionImpl::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    KeepLease(lock);
+    if (!lost_) {
+      return;  // stopping
+    }
+    const Status reason = loss_reason_;
+    lock.unlock();
+    if (on_lost_) {
+      on_lost_(reason);
+    }
+    lock.lock();
+    if (!reopen_ || !Reopen(lock)) {
+      return;
+    }
+  }
+}
+
+void SessionImpl::KeepLease(std::unique_lock<std::mutex>& lock) {
+  const uint64_t id = id_;
+  lock.unlock();
   std::unique_ptr<KeepAliveCall> call =
-      std::make_unique<KeepAliveCall>(*client_, id_, this);
+      std::make_unique<KeepAliveCall>(*client_, id, this);
+  lock.lock();
   milliseconds backoff = kMinBackoff;
   SteadyTime retry_at = Clock::now();
   Status last_error;
-  std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_ && !lost_) {
     const SteadyTime now = Clock::now();
     if (now >= lost_at_) {
@@ -166,7 +243,7 @@ void SessionImpl::Run() {
         LoseLocked(ended);
         break;
       }
-      // Maybe a blip: reopen while the lease may still be alive.
+      // Maybe a blip: reopen the stream while the lease may still be alive.
       last_error = ended;
       retry_at = now + backoff;
       backoff = std::min(backoff * 2, std::max(kMinBackoff, ttl_ / 6));
@@ -174,7 +251,7 @@ void SessionImpl::Run() {
     }
     if (!call && now >= retry_at) {
       lock.unlock();
-      call = std::make_unique<KeepAliveCall>(*client_, id_, this);
+      call = std::make_unique<KeepAliveCall>(*client_, id, this);
       lock.lock();
       renew_at_ = now;
       continue;
@@ -192,8 +269,6 @@ void SessionImpl::Run() {
     }
     wake_.wait_until(lock, std::min(lost_at_, call ? renew_at_ : retry_at));
   }
-  const bool lost = lost_;
-  const Status reason = loss_reason_;
   lock.unlock();
   if (call) {
     call->Cancel();
@@ -201,8 +276,55 @@ void SessionImpl::Run() {
     call->AwaitDone();
     call.reset();
   }
-  if (lost && on_lost_) {
-    on_lost_(reason);
+  lock.lock();
+  broken_ = false;
+}
+
+bool SessionImpl::Reopen(std::unique_lock<std::mutex>& lock) {
+  const uint64_t old_id = id_;
+  // Within a TTL: a silent daemon must not hold the new lease up for long.
+  const SteadyTime close_by =
+      Clock::now() + std::min(client_->options().rpc_timeout, ttl_);
+  lock.unlock();
+  // The daemon may still hold the lease (a partition): closing it frees its
+  // grants now instead of at its TTL. Refused or unreachable is fine.
+  v1::CloseRequest close;
+  close.set_session_id(old_id);
+  v1::CloseResponse closed;
+  client_->CallUntil(client_->sessions(), &v1::Sessions::Stub::Close, close,
+                     &closed, close_by);
+  milliseconds backoff = kMinBackoff;
+  for (;;) {
+    StatusOr<Opened> opened = OpenLease(*client_, options_);
+    lock.lock();
+    if (stopping_) {
+      if (opened.ok()) {
+        lock.unlock();
+        close.set_session_id(opened->id);
+        client_->Call(client_->sessions(), &v1::Sessions::Stub::Close, close,
+                      &closed);
+        lock.lock();
+      }
+      return false;
+    }
+    if (opened.ok()) {
+      id_ = opened->id;
+      ttl_ = opened->ttl;
+      renew_at_ = opened->sent + RenewPeriod(ttl_);
+      lost_at_ = LostAt(opened->sent, ttl_);
+      lost_ = false;
+      ++reopens_;
+      wake_.notify_all();  // callers waiting in UsableId
+      return true;
+    }
+    // The daemon is unreachable or refuses for now: try again, no slower
+    // than a few times per TTL.
+    wake_.wait_for(lock, backoff, [this] { return stopping_; });
+    if (stopping_) {
+      return false;
+    }
+    backoff = std::min(backoff * 2, std::max(kMinBackoff, ttl_ / 3));
+    lock.unlock();
   }
 }
 
@@ -223,18 +345,24 @@ void SessionImpl::StopThread() {
 }
 
 Status SessionImpl::Close() {
+  uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) {
       return {};
     }
     closed_ = true;
+    wake_.notify_all();
   }
   StopThread();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id = id_;
+  }
   // Even a session we count as lost may still live on the daemon (a
   // partition): closing it frees its grants now rather than at its TTL.
   v1::CloseRequest request;
-  request.set_session_id(id_);
+  request.set_session_id(id);
   v1::CloseResponse response;
   return client_->Call(client_->sessions(), &v1::Sessions::Stub::Close,
                        request, &response);
@@ -282,6 +410,7 @@ Session& Session::operator=(Session&& other) noexcept {
 }
 
 uint64_t Session::id() const { return impl_->id(); }
+uint64_t Session::reopens() const { return impl_->reopens(); }
 std::chrono::milliseconds Session::ttl() const { return impl_->ttl(); }
 SessionState Session::state() const { return impl_->state(); }
 Status Session::loss_reason() const { return impl_->loss_reason(); }

@@ -30,19 +30,28 @@ class SessionImpl final : public KeepAliveCall::Listener,
   ~SessionImpl() override;
 
   ClientImpl& client() { return *client_; }
-  uint64_t id() const { return id_; }
+  // The current lease's id (it changes when a lost lease is replaced).
+  uint64_t id() const;
   std::chrono::milliseconds ttl() const;
   SessionState state() const;
   Status loss_reason() const;
+  uint64_t reopens() const;
 
-  // OK while the session may be used for grants; else why not.
-  Status CheckUsable() const;
-  // Every call that names the session reports its status here: NOT_FOUND
-  // means the daemon no longer knows the session, so it is lost.
-  void Observe(const Status& status);
+  // The id to take new grants under. While a lost lease is being replaced,
+  // waits for the new one up to the client's rpc_timeout (then
+  // UNAVAILABLE). NOT_FOUND when lost and re-opening is off;
+  // FAILED_PRECONDITION when closed.
+  StatusOr<uint64_t> UsableId() const;
+  // OK if a grant taken under `session_id` may still be used: that lease
+  // is the current one and not lost. Else NOT_FOUND (SESSION_NOT_FOUND),
+  // so a grant of a lost lease is never carried into its successor.
+  Status CheckHolds(uint64_t session_id) const;
+  // Every call that names a session reports its status here: NOT_FOUND
+  // means the daemon no longer knows it, so that lease is lost.
+  void Observe(uint64_t session_id, const Status& status);
 
-  // A unary call that names this session (on the stub its method belongs
-  // to), observed as above.
+  // A unary call that names a session (request.session_id()), observed as
+  // above.
   template <typename Stub, typename Request, typename Response>
   Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*,
                                            const Request&, Response*),
@@ -50,9 +59,41 @@ class SessionImpl final : public KeepAliveCall::Listener,
               std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
     const Status status =
         client_->Call(StubFor<Stub>(), method, request, response, wait);
-    Observe(status);
+    Observe(request.session_id(), status);
     return status;
   }
+
+  // Like Call, for a grant-taking call that carries a request_id: a call
+  // that meets UNAVAILABLE (the connection dropped, the daemon restarts) is
+  // sent again, unchanged, so the daemon can recognise it. Bounded: a few
+  // tries with growing pauses, all before the deadline the first try had
+  // (rpc_timeout + wait).
+  template <typename Stub, typename Request, typename Response>
+  Status CallRetrying(grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                                   const Request&, Response*),
+                      const Request& request, Response* response,
+                      std::chrono::milliseconds wait) {
+    const SteadyTime deadline =
+        std::chrono::steady_clock::now() + client_->options().rpc_timeout +
+        wait;
+    Status status;
+    std::chrono::milliseconds pause = kFirstRetryPause;
+    for (int attempt = 1;; ++attempt) {
+      status = client_->CallUntil(StubFor<Stub>(), method, request, response,
+                                  deadline);
+      if (status.code() != StatusCode::kUnavailable ||
+          attempt == kMaxAttempts ||
+          std::chrono::steady_clock::now() + pause >= deadline) {
+        break;
+      }
+      std::this_thread::sleep_for(pause);  // backoff, not ordering
+      pause *= 2;
+    }
+    Observe(request.session_id(), status);
+    return status;
+  }
+  static constexpr int kMaxAttempts = 4;
+  static constexpr std::chrono::milliseconds kFirstRetryPause{50};
 
   // Stops the keep-alive thread and closes the session on the daemon.
   Status Close();
@@ -64,7 +105,7 @@ class SessionImpl final : public KeepAliveCall::Listener,
  private:
   SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
               std::chrono::milliseconds ttl, SteadyTime opened,
-              std::function<void(const Status&)> on_lost);
+              const SessionOptions& options);
   template <typename Stub>
   Stub& StubFor() {
     if constexpr (std::is_same_v<Stub, v1::Dogpile::Stub>) {
@@ -76,24 +117,33 @@ class SessionImpl final : public KeepAliveCall::Listener,
     }
   }
   void Run();
-  // Marks the session lost (once) and wakes the keep-alive thread.
+  // Keeps the current lease alive until it is lost or the thread stops.
+  void KeepLease(std::unique_lock<std::mutex>& lock);
+  // Replaces a lost lease: closes the old one (best effort, so the daemon
+  // frees its grants now), then opens a new one, retrying with backoff.
+  // Returns false if stopped first.
+  bool Reopen(std::unique_lock<std::mutex>& lock);
+  // Marks the current lease lost (once) and wakes the keep-alive thread.
   void LoseLocked(Status reason);
   // Stops the keep-alive thread and waits for it (unless called from it).
   void StopThread();
 
   // Constant after construction.
   const std::shared_ptr<ClientImpl> client_;
-  const uint64_t id_;
   const std::function<void(const Status&)> on_lost_;
+  const bool reopen_;
+  const SessionOptions options_;
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;
+  mutable std::condition_variable wake_;  // the thread and UsableId wait
+  uint64_t id_;                    // guarded by mu_
+  uint64_t reopens_ = 0;           // guarded by mu_
   std::chrono::milliseconds ttl_;  // guarded by mu_
   SteadyTime renew_at_;            // guarded by mu_
   SteadyTime lost_at_;             // guarded by mu_; if not renewed by then
   bool broken_ = false;            // guarded by mu_; the stream needs redoing
   bool stopping_ = false;          // guarded by mu_
-  bool lost_ = false;              // guarded by mu_
+  bool lost_ = false;              // guarded by mu_; the current lease
   bool closed_ = false;            // guarded by mu_
   Status loss_reason_;             // guarded by mu_
   std::thread thread_;

@@ -1,7 +1,9 @@
 """A client of one dogpiled daemon: dogpile get-or-create and RW locks."""
 import concurrent.futures
 import logging
+import random
 import threading
+import time
 
 import grpc
 
@@ -19,6 +21,19 @@ FRESH = _Acquired.OUTCOME_FRESH
 STALE = _Acquired.OUTCOME_STALE
 CREATE = _Acquired.OUTCOME_CREATE
 NOT_READY = _Acquired.OUTCOME_NOT_READY
+
+# Grant-taking calls that meet UNAVAILABLE are sent again this many times
+# in all, pausing 50 ms, 100 ms, ... in between (within their deadline).
+RETRY_ATTEMPTS = 4
+RETRY_FIRST_PAUSE = 0.05
+
+_ids = random.SystemRandom()
+
+
+def new_request_id():
+    """A random non-zero request_id, one per logical Acquire or Lock."""
+    return _ids.randrange(1, 2 ** 64)
+
 
 # The daemon's default cap on any wait: "as long as it takes".
 MAX_WAIT_MS = 24 * 3600 * 1000
@@ -60,7 +75,8 @@ class Client:
     def __init__(self, address, *, session_ttl=None, client_name=None,
                  on_session_lost=None, rpc_timeout=5.0, token=None,
                  tls=False, tls_ca=None, tls_cert=None, tls_key=None,
-                 channel_options=(), background_workers=4):
+                 channel_options=(), background_workers=4,
+                 reopen_session=True):
         self.address = address
         self._rpc_timeout = rpc_timeout
         # Registries the daemon protects with a token need it on every call.
@@ -76,7 +92,8 @@ class Client:
         # here): Open, KeepAlive and Close carry it like every other call.
         self.session = Session(self._channel, session_ttl, client_name,
                                on_session_lost, rpc_timeout,
-                               metadata=self._metadata)
+                               metadata=self._metadata,
+                               reopen=reopen_session)
         self._workers = background_workers
         self._executor = None
         self._pending = set()
@@ -256,8 +273,11 @@ class Client:
                            session_id=grant.session_id, token=grant.token))
 
     def _call_for(self, grant, name, method, request):
-        """A call on a grant. Its session found ended is reported at once,
-        without waiting for the keep-alive thread to notice."""
+        """A call on a grant. A grant of a lost lease is refused here, never
+        sent under the lease that replaced it; its session found ended by
+        the daemon is reported at once, without waiting for the keep-alive
+        thread to notice."""
+        self.session.holds(grant.session_id)
         try:
             return self._call(f"{name} {grant.registry}/{grant.key}", method,
                               request)
@@ -281,19 +301,45 @@ class Client:
             raise errors.from_rpc(e, what) from None
 
     def _with_session(self, what, make_request, method, timeout):
-        """Makes a grant-taking call. If the daemon no longer knows the
-        session, it is replaced and the call made once more: a call refused
-        for its session changed nothing."""
+        """Makes a grant-taking call (Acquire, Lock) with a request_id.
+
+        UNAVAILABLE (a dropped connection, a restarting daemon) is retried
+        with the very same request, so the daemon can answer with the grant
+        a lost answer carried: a few tries with growing pauses, all within
+        `timeout` from the first. If the daemon no longer knows the session,
+        it is replaced and the call made once more under a new request_id:
+        a call refused for its session changed nothing."""
+        deadline = time.monotonic() + timeout
         for attempt in (1, 2):
             session_id = self.session.id
+            request = make_request(session_id)
+            request.request_id = new_request_id()
             try:
-                return method(make_request(session_id), timeout=timeout,
-                              metadata=self._metadata), session_id
+                return self._send_retrying(method, request, deadline), \
+                    session_id
             except grpc.RpcError as e:
                 if e.code() == grpc.StatusCode.NOT_FOUND and attempt == 1:
                     self.session.lost(session_id, f"{what}: {e.details()}")
                     continue
                 raise errors.from_rpc(e, what) from None
+
+    def _send_retrying(self, method, request, deadline):
+        pause = RETRY_FIRST_PAUSE
+        for attempt in range(1, RETRY_ATTEMPTS + 1):
+            try:
+                return method(request,
+                              timeout=max(0.001, deadline - time.monotonic()),
+                              metadata=self._metadata)
+            except grpc.RpcError as e:
+                if (e.code() != grpc.StatusCode.UNAVAILABLE
+                        or attempt == RETRY_ATTEMPTS
+                        or time.monotonic() + pause >= deadline):
+                    raise
+                log.info("dogpiled: retrying request_id %d after %s",
+                         request.request_id, e.code().name)
+                # A pause between tries, not an ordering of threads.
+                threading.Event().wait(pause)
+                pause *= 2
 
     def _run_in_background(self, role, creator):
         with self._pending_lock:

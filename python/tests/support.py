@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 
 from dogpile.cache import make_region
@@ -207,3 +208,15 @@ def region_commands(address, registry, key, commands, results):
         elif command == "get_or_create":
             results.put(region.get_or_create(key, creator))
     region.backend.close()
+
+
+def eventually(condition, timeout=5.0):
+    """Polls `condition` until it holds or `timeout` passes. Only for states
+    the daemon alone can tell (a call parked on it), which no event
+    announces."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.005)
+    return True

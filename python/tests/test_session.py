@@ -1,5 +1,6 @@
 """Sessions: opened on first use, kept alive on a thread, replaced and
 reported when the daemon ends them."""
+import signal
 import threading
 import time
 
@@ -17,12 +18,14 @@ def close_behind_its_back(address, session_id):
 
 
 def test_keep_alive_outlives_the_ttl(clients, registry):
-    client = clients(session_ttl=0.2)
+    # Short, but not so short that a loaded machine misses the local lease
+    # deadline (4/5 of the TTL after the last answered renewal).
+    client = clients(session_ttl=0.5)
     grant = client.write_lock(registry, "k")
     session_id = client.session.id
-    assert client.session.ttl == pytest.approx(0.2)
+    assert client.session.ttl == pytest.approx(0.5)
     # Only the keep-alive thread can carry the lease over five TTLs.
-    threading.Event().wait(1.0)
+    threading.Event().wait(2.5)
     assert client.session.id == session_id
     assert clients().try_lock(registry, "k") is None
     grant.release()  # the daemon still knows the grant
@@ -36,7 +39,7 @@ def test_lost_session_is_replaced_and_reported(daemon, clients, registry):
         lost.append((session_id, reason))
         reported.set()
 
-    client = clients(session_ttl=0.3, on_session_lost=on_lost)
+    client = clients(session_ttl=1.0, on_session_lost=on_lost)
     grant = client.write_lock(registry, "k")
     old_id = client.session.id
     close_behind_its_back(daemon.address, old_id)
@@ -79,7 +82,7 @@ def test_open_failure_is_a_clear_error():
 
 def test_daemon_restart_is_survived(restartable_daemon, registry):
     reported = threading.Event()
-    client = dogpiled.Client(restartable_daemon.address, session_ttl=0.3,
+    client = dogpiled.Client(restartable_daemon.address, session_ttl=1.0,
                              on_session_lost=lambda s, r: reported.set())
     try:
         before = client.write_lock(registry, "k")
@@ -93,5 +96,53 @@ def test_daemon_restart_is_survived(restartable_daemon, registry):
         with client.write_lock(registry, "k", timeout=0) as after:
             assert after.token > before.token, "tokens never repeat"
         assert client.peek(registry, "v").value == b"kept"
+    finally:
+        client.close()
+
+
+def test_local_deadline_reports_loss_while_the_daemon_is_silent(
+        restartable_daemon, registry):
+    lost_at = []
+    reported = threading.Event()
+
+    def on_lost(session_id, reason):
+        lost_at.append(time.monotonic())
+        reported.set()
+
+    client = dogpiled.Client(restartable_daemon.address, session_ttl=1.0,
+                             on_session_lost=on_lost)
+    try:
+        grant = client.write_lock(registry, "k")
+        old_id = client.session.id
+        restartable_daemon.proc.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            assert reported.wait(5)
+            # Before the daemon could end the lease (its TTL is 1 s).
+            assert lost_at[0] - stopped < 1.0
+        finally:
+            restartable_daemon.proc.send_signal(signal.SIGCONT)
+        # The lost lock is refused here, never sent under the new lease.
+        with pytest.raises(dogpiled.SessionLost) as refused:
+            grant.release()
+        assert refused.value.reason == "SESSION_NOT_FOUND"
+        # A new lease took over; the old one was closed, so the lock is free.
+        with client.write_lock(registry, "k", timeout=5) as again:
+            assert again.session_id != old_id
+    finally:
+        client.close()
+
+
+def test_without_reopen_a_lost_session_stays_lost(daemon, registry):
+    reported = threading.Event()
+    client = dogpiled.Client(daemon.address, reopen_session=False,
+                             on_session_lost=lambda s, r: reported.set())
+    try:
+        old_id = client.session.id
+        close_behind_its_back(daemon.address, old_id)
+        assert reported.wait(5)
+        with pytest.raises(dogpiled.SessionLost) as refused:
+            client.write_lock(registry, "k", timeout=0)
+        assert refused.value.reason == "SESSION_NOT_FOUND"
     finally:
         client.close()

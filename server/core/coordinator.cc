@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
@@ -148,7 +149,7 @@ StatusOr<Token> Coordinator::NextToken() {
       return Unavailable(
                  "the fencing-token high-water mark is not durable yet (the "
                  "state folder is slow or failing); retry")
-          .WithReason("TOKENS_NOT_DURABLE");
+          .WithReason(std::string(reason::kTokensNotDurable));
     }
   }
   last_token_ = token;
@@ -219,18 +220,22 @@ Status Coordinator::CheckWaitCaps(const std::list<uint64_t>& line,
     return LimitReached("waiters: this tenant's quota of " +
                             std::to_string(limits_.max_waiters_per_tenant) +
                             " parked calls is reached",
-                        "TENANT_WAITERS_QUOTA", "wait_timeout_ms",
+                        std::string(reason::kTenantWaitersQuota), "wait_timeout_ms",
                         limits_.max_waiters_per_tenant);
   }
   if (waiters_.size() >= limits_.max_waiters) {
-    return ResourceExhausted("waiters: the cap of " +
-                             std::to_string(limits_.max_waiters) +
-                             " parked calls is reached");
+    return CapReached(reason::kWaitersTotal, "wait_timeout_ms",
+                      limits_.max_waiters,
+                      "waiters: the cap of " +
+                          std::to_string(limits_.max_waiters) +
+                          " parked calls is reached");
   }
   if (line.size() >= limits_.max_waiters_per_key) {
-    return ResourceExhausted("key: the cap of " +
-                             std::to_string(limits_.max_waiters_per_key) +
-                             " parked calls on one key is reached");
+    return CapReached(reason::kWaitersPerKey, "key",
+                      limits_.max_waiters_per_key,
+                      "key: the cap of " +
+                          std::to_string(limits_.max_waiters_per_key) +
+                          " parked calls on one key is reached");
   }
   return {};
 }
@@ -241,7 +246,8 @@ void Coordinator::CancelWait(uint64_t wait_id) {
     return;
   }
   Waiter waiter = Unpark(wait_id);
-  Answer(waiter, {Code::kCancelled, "the caller cancelled the wait"});
+  Answer(waiter, Status(Code::kCancelled, "the caller cancelled the wait")
+                     .WithReason(std::string(reason::kCallerCancelled)));
   if (waiter.is_lock) {
     ServeRwLine(*waiter.entry);
   }
@@ -291,10 +297,16 @@ void Coordinator::FireTimer(const TimerTarget& target) {
         Defer([done = std::move(waiter.lock_done)] { done(LockResult{}); });
         ServeRwLine(*waiter.entry);
       } else {
-        Answer(waiter, {Code::kDeadlineExceeded,
-                        "wait_timeout_ms: no value was published within " +
-                            std::to_string(waiter.acquire.wait_timeout_ms) +
-                            " ms"});
+        Answer(waiter,
+               Status(Code::kDeadlineExceeded,
+                      "wait_timeout_ms: no value was published within " +
+                          std::to_string(waiter.acquire.wait_timeout_ms) +
+                          " ms")
+                   .WithReason(std::string(reason::kWaitTimeout),
+                               {{std::string(kFieldKey), "wait_timeout_ms"},
+                                {std::string(kLimitKey),
+                                 std::to_string(
+                                     waiter.acquire.wait_timeout_ms)}}));
       }
       MaybeCollect(waiter.entry);
       return;
@@ -335,7 +347,7 @@ void Coordinator::Shutdown() {
   std::sort(ids.begin(), ids.end());
   for (uint64_t id : ids) {
     Waiter waiter = Unpark(id);
-    Answer(waiter, Unavailable("dogpiled is shutting down"));
+    Answer(waiter, ShuttingDown());
   }
 }
 

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
@@ -39,8 +40,10 @@ Status CheckTimeout(int64_t value, const char* field, const Limits& limits) {
     return s;
   }
   if (value > limits.max_timeout_ms) {
-    return InvalidArgument(std::string(field) + ": must be at most " +
-                           std::to_string(limits.max_timeout_ms));
+    return FieldInvalid(field,
+                        "must be at most " +
+                            std::to_string(limits.max_timeout_ms),
+                        limits.max_timeout_ms);
   }
   return {};
 }
@@ -59,7 +62,7 @@ Status CheckNotFuture(double time, const char* field, const Limits& limits,
                            " s ahead of the daemon's clock, more than the " +
                            "allowed skew of " +
                            std::to_string(limits.max_future_skew_ms) + " ms")
-        .WithReason("TIME_IN_FUTURE",
+        .WithReason(std::string(reason::kTimeInFuture),
                     {{"field", field},
                      {"limit", std::to_string(limits.max_future_skew_ms)}});
   }
@@ -92,7 +95,7 @@ Status CheckAcquire(const AcquireRequest& r, const Limits& limits,
     return s;
   }
   if (r.early_refresh_beta < 0) {
-    return InvalidArgument("early_refresh_beta: must not be negative");
+    return FieldInvalid("early_refresh_beta", "must not be negative");
   }
   return CheckNonNegative(r.max_stale_ms, "max_stale_ms");
 }
@@ -291,10 +294,10 @@ Status Coordinator::CheckCreator(Entry* entry, SessionId session,
   if (entry == nullptr || !entry->creator || entry->creator->token != token ||
       entry->creator->session_id != session) {
     ++stats_.fencing_rejections;
-    return FailedPrecondition("token: " + std::to_string(token) +
-                              " does not hold the creator role of this key "
-                              "(it timed out, was invalidated, or belongs "
-                              "to another session)");
+    return NotHolder(token, "token: " + std::to_string(token) +
+                                " does not hold the creator role of this key "
+                                "(it timed out, was invalidated, or belongs "
+                                "to another session)");
   }
   return {};
 }
@@ -308,7 +311,7 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
     return uint64_t{0};
   };
   if (shutting_down_) {
-    return answer(Unavailable("dogpiled is shutting down"));
+    return answer(ShuttingDown());
   }
   if (Status s = CheckAcquire(request, limits_, clock_->WallSeconds());
       !s.ok()) {
@@ -316,8 +319,7 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
   }
   Session* session = FindSession(request.session_id);
   if (session == nullptr) {
-    return answer(NotFound("session_id: unknown or ended session " +
-                           std::to_string(request.session_id)));
+    return answer(SessionNotFound(request.session_id));
   }
   if (request.request_id != 0) {
     if (auto retried = RetryAcquire(*session, request, done)) {
@@ -369,7 +371,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
   const size_t value_hash = std::hash<std::string>()(request.value.str());
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckNames(request.registry, request.key, limits_);
       !s.ok()) {
@@ -378,7 +380,12 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
   if (request.value.size() > limits_.max_value_bytes) {
     return ResourceExhausted("value: " + std::to_string(request.value.size()) +
                              " bytes is over the limit of " +
-                             std::to_string(limits_.max_value_bytes));
+                             std::to_string(limits_.max_value_bytes))
+        .WithReason(std::string(reason::kValueTooLarge),
+                    {{std::string(kFieldKey), "value"},
+                     {std::string(kLimitKey),
+                      std::to_string(limits_.max_value_bytes)},
+                     {"size", std::to_string(request.value.size())}});
   }
   if (request.created_time) {
     if (Status s = CheckNotFuture(*request.created_time, "created_time",
@@ -388,8 +395,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     }
   }
   if (FindSession(request.session_id) == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(request.session_id));
+    return SessionNotFound(request.session_id);
   }
   if (auto again = PublishedBefore(request, value_hash)) {
     return *again;  // a retry of an accepted Publish whose answer was lost
@@ -444,7 +450,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
 Status Coordinator::Abandon(const AbandonRequest& request) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckNames(request.registry, request.key, limits_);
       !s.ok()) {
@@ -460,8 +466,7 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
     return s;
   }
   if (FindSession(request.session_id) == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(request.session_id));
+    return SessionNotFound(request.session_id);
   }
   Entry* entry = FindEntry(request.registry, request.key);
   if (entry != nullptr) {
@@ -494,7 +499,7 @@ StatusOr<PeekResult> Coordinator::Peek(const std::string& registry,
                                        int64_t expire_ms) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckNames(registry, key, limits_); !s.ok()) {
     return s;

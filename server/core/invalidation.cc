@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
@@ -74,7 +75,7 @@ void Coordinator::Normalize(Entry& entry) {
 Status Coordinator::Invalidate(const InvalidateRequest& request) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckRegistry(request.registry); !s.ok()) {
     return s;

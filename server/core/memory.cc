@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
@@ -143,7 +144,7 @@ Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes, Tenant* tenant) {
     return LimitReached("value: this tenant's memory share of " +
                             std::to_string(own_cap) +
                             " bytes is full of values in use",
-                        "TENANT_MEMORY_QUOTA", "value", own_cap);
+                        std::string(reason::kTenantMemoryQuota), "value", own_cap);
   }
   if (freed < need) {
     const uint64_t share = FairShare(tenant);
@@ -164,12 +165,12 @@ Status Coordinator::MakeRoom(Entry& entry, uint64_t bytes, Tenant* tenant) {
     }
   }
   if (freed < need) {
-    return LimitReached("value: the memory budget of " +
-                            std::to_string(limits_.memory_budget_bytes) +
-                            " bytes is full of entries in use or within "
-                            "other tenants' shares",
-                        "MEMORY_BUDGET_FULL", "value",
-                        limits_.memory_budget_bytes);
+    return CapReached(reason::kMemoryBudget, "value",
+                      limits_.memory_budget_bytes,
+                      "value: the memory budget of " +
+                          std::to_string(limits_.memory_budget_bytes) +
+                          " bytes is full of entries in use or within "
+                          "other tenants' shares");
   }
   for (Entry* victim : victims) {
     observer_->OnEviction(victim->registry->name, victim->key,

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/op.h"
 
 namespace dogpiled::core {
@@ -85,7 +86,9 @@ std::optional<uint64_t> Coordinator::RetryAcquire(
     // this one waits in its place, for as long as it asks.
     Defer([old_done = std::move(old.acquire_done)] {
       old_done(Status(Code::kAborted,
-                      "request_id: replaced by a retry of the same request"));
+                      "request_id: replaced by a retry of the same request")
+                   .WithReason(std::string(reason::kReplacedByRetry),
+                               {{std::string(kFieldKey), "request_id"}}));
     });
     const uint64_t id = Rekey(parked->second);
     Waiter& waiter = waiters_.at(id);
@@ -133,7 +136,9 @@ std::optional<uint64_t> Coordinator::RetryLock(Session& session,
     }
     Defer([old_done = std::move(old.lock_done)] {
       old_done(Status(Code::kAborted,
-                      "request_id: replaced by a retry of the same request"));
+                      "request_id: replaced by a retry of the same request")
+                   .WithReason(std::string(reason::kReplacedByRetry),
+                               {{std::string(kFieldKey), "request_id"}}));
     });
     const uint64_t id = Rekey(parked->second);
     Waiter& waiter = waiters_.at(id);

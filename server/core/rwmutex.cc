@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
@@ -87,7 +88,7 @@ uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
     return uint64_t{0};
   };
   if (shutting_down_) {
-    return answer(Unavailable("dogpiled is shutting down"));
+    return answer(ShuttingDown());
   }
   if (Status s = CheckRegistry(request.registry); !s.ok()) {
     return answer(s);
@@ -97,20 +98,21 @@ uint64_t Coordinator::Lock(const LockRequest& request, LockCallback done) {
   }
   if (request.mode != static_cast<int>(LockMode::kRead) &&
       request.mode != static_cast<int>(LockMode::kWrite)) {
-    return answer(InvalidArgument("mode: must be MODE_READ or MODE_WRITE"));
+    return answer(FieldInvalid("mode", "must be MODE_READ or MODE_WRITE"));
   }
   if (Status s = CheckNonNegative(request.wait_timeout_ms, "wait_timeout_ms");
       !s.ok()) {
     return answer(s);
   }
   if (request.wait_timeout_ms > limits_.max_timeout_ms) {
-    return answer(InvalidArgument("wait_timeout_ms: must be at most " +
-                                  std::to_string(limits_.max_timeout_ms)));
+    return answer(FieldInvalid(
+        "wait_timeout_ms",
+        "must be at most " + std::to_string(limits_.max_timeout_ms),
+        limits_.max_timeout_ms));
   }
   Session* session = FindSession(request.session_id);
   if (session == nullptr) {
-    return answer(NotFound("session_id: unknown or ended session " +
-                           std::to_string(request.session_id)));
+    return answer(SessionNotFound(request.session_id));
   }
   if (request.request_id != 0) {
     if (auto retried = RetryLock(*session, request, done)) {
@@ -152,7 +154,7 @@ Status Coordinator::Unlock(const std::string& registry,
                            Token token) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (Status s = CheckRegistry(registry); !s.ok()) {
     return s;
@@ -162,16 +164,15 @@ Status Coordinator::Unlock(const std::string& registry,
   }
   Session* session = FindSession(session_id);
   if (session == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(session_id));
+    return SessionNotFound(session_id);
   }
   Entry* entry = FindEntry(registry, key);
   auto held = session->locks.find(token);
   if (entry == nullptr || held == session->locks.end() ||
       held->second != entry) {
     ++stats_.fencing_rejections;
-    return FailedPrecondition("token: this session holds no lock with token " +
-                              std::to_string(token) + " on this key");
+    return NotHolder(token, "token: this session holds no lock with token " +
+                                 std::to_string(token) + " on this key");
   }
   ReleaseLock(*entry, token);
   ServeRwLine(*entry);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
@@ -16,13 +17,18 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
                                        const std::string& owner) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   if (ttl_ms != 0 &&
       (ttl_ms < limits_.min_ttl_ms || ttl_ms > limits_.max_ttl_ms)) {
     return InvalidArgument("ttl_ms: must be 0 (the default) or between " +
                            std::to_string(limits_.min_ttl_ms) + " and " +
-                           std::to_string(limits_.max_ttl_ms));
+                           std::to_string(limits_.max_ttl_ms))
+        .WithReason(std::string(reason::kFieldInvalid),
+                    {{std::string(kFieldKey), "ttl_ms"},
+                     {"min", std::to_string(limits_.min_ttl_ms)},
+                     {std::string(kLimitKey),
+                      std::to_string(limits_.max_ttl_ms)}});
   }
   if (Status s = CheckMaxBytes(client_name, kMaxClientNameBytes,
                                "client_name");
@@ -30,9 +36,10 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
     return s;
   }
   if (sessions_.size() >= limits_.max_sessions) {
-    return ResourceExhausted("sessions: the cap of " +
-                             std::to_string(limits_.max_sessions) +
-                             " open sessions is reached");
+    return CapReached(reason::kSessionsLimit, "sessions", limits_.max_sessions,
+                      "sessions: the cap of " +
+                          std::to_string(limits_.max_sessions) +
+                          " open sessions is reached");
   }
   Tenant* tenant = GetTenant(owner);
   if (tenant->sessions >= limits_.max_sessions_per_tenant) {
@@ -40,13 +47,15 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
     return LimitReached("sessions: this tenant's quota of " +
                             std::to_string(limits_.max_sessions_per_tenant) +
                             " open sessions is reached",
-                        "TENANT_SESSIONS_QUOTA", "sessions",
+                        std::string(reason::kTenantSessionsQuota), "sessions",
                         limits_.max_sessions_per_tenant);
   }
   uint64_t& of_client = sessions_per_client_[client];
   if (of_client >= limits_.max_sessions_per_client) {
     MaybeDropTenant(tenant);
-    return ResourceExhausted(
+    return CapReached(
+        reason::kSessionsPerClient, "sessions",
+        limits_.max_sessions_per_client,
         "sessions: the cap of " +
         std::to_string(limits_.max_sessions_per_client) +
         " open sessions per client is reached for " +
@@ -76,12 +85,11 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
 StatusOr<int64_t> Coordinator::KeepAlive(SessionId id) {
   Op op(this);
   if (shutting_down_) {
-    return Unavailable("dogpiled is shutting down");
+    return ShuttingDown();
   }
   Session* session = FindSession(id);
   if (session == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(id));
+    return SessionNotFound(id);
   }
   // The timer stays where it is; when it fires it sees the later deadline
   // and re-arms. That keeps KeepAlive O(1).
@@ -93,8 +101,7 @@ Status Coordinator::Close(SessionId id) {
   Op op(this);
   Session* session = FindSession(id);
   if (session == nullptr) {
-    return NotFound("session_id: unknown or ended session " +
-                    std::to_string(id));
+    return SessionNotFound(id);
   }
   EndSession(session, /*expired=*/false);
   return {};
@@ -110,7 +117,8 @@ Status Coordinator::CheckOwner(SessionId id, const std::string& caller) {
   return Status(Code::kPermissionDenied,
                 "session_id: the session belongs to another identity "
                 "(open your own, with your own credentials)")
-      .WithReason("SESSION_OF_ANOTHER_IDENTITY", {{"field", "session_id"}});
+      .WithReason(std::string(reason::kSessionNotOwned),
+                  {{std::string(kFieldKey), "session_id"}});
 }
 
 Session* Coordinator::FindSession(SessionId id) {
@@ -134,8 +142,8 @@ void Coordinator::EndSession(Session* session, bool expired) {
                                     session->waits.end());
   for (uint64_t wait_id : waits) {
     Waiter waiter = Unpark(wait_id);
-    Answer(waiter, NotFound("session_id: session " + std::to_string(id) +
-                            " ended while waiting"));
+    Answer(waiter, SessionNotFound(id, "session " + std::to_string(id) +
+                                       " ended while waiting"));
     touched.push_back(waiter.entry);
   }
   const std::vector<Entry*> roles(session->creator_of.begin(),

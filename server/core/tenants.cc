@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
@@ -28,14 +29,14 @@ Status Coordinator::CheckGrantCaps(const Session& session) const {
     return LimitReached("session_id: the session holds " +
                             std::to_string(held) +
                             " locks and creator roles, the cap per session",
-                        "SESSION_GRANTS_CAP", "session_id",
+                        std::string(reason::kSessionGrantsCap), "session_id",
                         limits_.max_grants_per_session);
   }
   if (session.tenant->grants >= limits_.max_grants_per_tenant) {
     return LimitReached("session_id: this tenant holds " +
                             std::to_string(session.tenant->grants) +
                             " locks and creator roles, its quota",
-                        "TENANT_GRANTS_QUOTA", "session_id",
+                        std::string(reason::kTenantGrantsQuota), "session_id",
                         limits_.max_grants_per_tenant);
   }
   return {};

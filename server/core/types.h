@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/bytes.h"
+#include "dogpiled/v1/stats_fields.inc"
 
 namespace dogpiled::core {
 
@@ -97,25 +98,12 @@ struct LockResult {
   Token token = 0;
 };
 
+// The daemon's gauges and counters, one member per field of
+// dogpiled.v1.StatsResponse (the one list of them), in its order.
 struct Stats {
-  uint64_t sessions = 0;
-  uint64_t registries = 0;
-  uint64_t entries = 0;
-  uint64_t waiters = 0;
-  uint64_t stored_bytes = 0;
-  uint64_t acquires_fresh = 0;
-  uint64_t acquires_stale = 0;
-  uint64_t acquires_create = 0;
-  uint64_t acquires_not_ready = 0;
-  uint64_t publishes = 0;
-  uint64_t abandons = 0;
-  uint64_t fencing_rejections = 0;
-  uint64_t session_expiries = 0;
-  uint64_t creation_timeouts = 0;
-  uint64_t evictions = 0;
-  uint64_t lock_grants = 0;
-  uint64_t early_refreshes = 0;
-  uint64_t wait_timeouts = 0;
+#define DOGPILED_STATS_MEMBER(name, number) uint64_t name = 0;
+  DOGPILED_STATS_FIELDS(DOGPILED_STATS_MEMBER)
+#undef DOGPILED_STATS_MEMBER
 };
 
 }  // namespace dogpiled::core

@@ -4,6 +4,8 @@
 #include <string>
 #include <utility>
 
+#include "core/errors.h"
+
 namespace dogpiled::core {
 namespace {
 
@@ -17,16 +19,18 @@ bool IsRegistryChar(char c) {
 
 Status CheckRegistry(std::string_view registry) {
   if (registry.empty()) {
-    return InvalidArgument("registry: must not be empty");
+    return FieldInvalid("registry", "must not be empty");
   }
   if (registry.size() > kMaxRegistryChars) {
-    return InvalidArgument("registry: longer than " +
-                           std::to_string(kMaxRegistryChars) + " characters");
+    return FieldInvalid("registry",
+                        "longer than " + std::to_string(kMaxRegistryChars) +
+                            " characters",
+                        kMaxRegistryChars);
   }
   for (char c : registry) {
     if (!IsRegistryChar(c)) {
-      return InvalidArgument(
-          "registry: only A-Z a-z 0-9 . _ : - are allowed");
+      return FieldInvalid("registry",
+                          "only A-Z a-z 0-9 . _ : - are allowed");
     }
   }
   return {};
@@ -34,29 +38,31 @@ Status CheckRegistry(std::string_view registry) {
 
 Status CheckKey(std::string_view key, const Limits& limits) {
   if (key.empty()) {
-    return InvalidArgument("key: must not be empty");
+    return FieldInvalid("key", "must not be empty");
   }
   return CheckKeyOrEmpty(key, limits);
 }
 
 Status CheckKeyOrEmpty(std::string_view key, const Limits& limits) {
   if (key.size() > limits.max_key_bytes) {
-    return InvalidArgument("key: longer than " +
-                           std::to_string(limits.max_key_bytes) + " bytes");
+    return FieldInvalid("key",
+                        "longer than " +
+                            std::to_string(limits.max_key_bytes) + " bytes",
+                        limits.max_key_bytes);
   }
   return {};
 }
 
 Status CheckNonNegative(int64_t value, std::string_view field) {
   if (value < 0) {
-    return InvalidArgument(std::string(field) + ": must not be negative");
+    return FieldInvalid(field, "must not be negative");
   }
   return {};
 }
 
 Status CheckFinite(double value, std::string_view field) {
   if (!std::isfinite(value)) {
-    return InvalidArgument(std::string(field) + ": must be a finite number");
+    return FieldInvalid(field, "must be a finite number");
   }
   return {};
 }
@@ -64,18 +70,15 @@ Status CheckFinite(double value, std::string_view field) {
 Status CheckMaxBytes(std::string_view text, uint64_t max,
                      std::string_view field) {
   if (text.size() > max) {
-    return InvalidArgument(std::string(field) + ": longer than " +
-                           std::to_string(max) + " bytes");
+    return FieldInvalid(field,
+                        "longer than " + std::to_string(max) + " bytes", max);
   }
   return {};
 }
 
 Status LimitReached(std::string message, std::string reason,
                     std::string field, uint64_t limit) {
-  return ResourceExhausted(std::move(message))
-      .WithReason(std::move(reason),
-                  {{"field", std::move(field)},
-                   {"limit", std::to_string(limit)}});
+  return CapReached(reason, field, limit, std::move(message));
 }
 
 }  // namespace dogpiled::core

@@ -1,5 +1,6 @@
 #include "daemon/logging.h"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/async.h>
 #include <google/protobuf/stubs/logging.h>
 #include <grpc/support/log.h>
@@ -12,57 +13,31 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <string>
+#include <string_view>
 
 namespace dogpiled::daemon {
 namespace {
 
-// Length of the valid UTF-8 sequence at the start of `s`, or 0 if it is not
-// one (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF).
-size_t Utf8SequenceLength(std::string_view s) {
-  const auto b = [&s](size_t i) { return static_cast<unsigned char>(s[i]); };
-  const unsigned char lead = b(0);
-  size_t n = 0;
-  unsigned char lo = 0x80, hi = 0xBF;  // bounds for the second byte
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    n = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    n = 3;
-    lo = lead == 0xE0 ? 0xA0 : 0x80;
-    hi = lead == 0xED ? 0x9F : 0xBF;
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    n = 4;
-    lo = lead == 0xF0 ? 0x90 : 0x80;
-    hi = lead == 0xF4 ? 0x8F : 0xBF;
-  } else {
-    return 0;
-  }
-  if (s.size() < n || b(1) < lo || b(1) > hi) {
-    return 0;
-  }
-  for (size_t i = 2; i < n; ++i) {
-    if (b(i) < 0x80 || b(i) > 0xBF) {
-      return 0;
-    }
-  }
-  return n;
-}
-
+// One JSON object per line. nlohmann/json escapes quotes, backslashes and
+// control characters, and (error_handler_t::replace) turns bytes that are
+// not UTF-8 into U+FFFD, so every line parses whatever was logged.
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg,
               spdlog::memory_buf_t& dest) override {
-    std::string line = "{\"time\":\"";
-    line += Timestamp(msg.time);
-    line += "\",\"level\":\"";
     const auto level = spdlog::level::to_string_view(msg.level);
-    line.append(level.data(), level.size());
-    line += "\",\"thread\":";
-    line += std::to_string(msg.thread_id);
-    line += ",\"msg\":\"";
-    AppendJsonEscaped(std::string_view(msg.payload.data(), msg.payload.size()),
-                      line);
-    line += "\"}\n";
-    dest.append(line.data(), line.data() + line.size());
+    const nlohmann::json line = {
+        {"time", Timestamp(msg.time)},
+        {"level", std::string_view(level.data(), level.size())},
+        {"thread", msg.thread_id},
+        {"msg", std::string_view(msg.payload.data(), msg.payload.size())},
+    };
+    std::string text =
+        line.dump(-1, ' ', /*ensure_ascii=*/false,
+                  nlohmann::json::error_handler_t::replace);
+    text += '\n';
+    dest.append(text.data(), text.data() + text.size());
   }
 
   std::unique_ptr<spdlog::formatter> clone() const override {
@@ -115,39 +90,6 @@ void GrpcToSpdlog(gpr_log_func_args* args) {
 }
 
 }  // namespace
-
-void AppendJsonEscaped(std::string_view text, std::string& out) {
-  static const char kHex[] = "0123456789abcdef";
-  size_t i = 0;
-  while (i < text.size()) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (c < 0x20 || c == 0x7F) {
-      out += "\\u00";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xF];
-    } else if (c >= 0x80) {
-      const size_t n = Utf8SequenceLength(text.substr(i));
-      if (n == 0) {
-        out += "\\ufffd";
-        ++i;
-        continue;
-      }
-      out.append(text.substr(i, n));
-      i += n;
-      continue;
-    } else {
-      out += static_cast<char>(c);
-    }
-    ++i;
-  }
-}
 
 core::Status SetUpLogging(const std::string& level, const std::string& format) {
   const auto parsed = spdlog::level::from_str(level);

@@ -4,7 +4,6 @@
 #pragma once
 
 #include <string>
-#include <string_view>
 
 #include "core/status.h"
 
@@ -13,10 +12,5 @@ namespace dogpiled::daemon {
 // Sets the level (trace ... off) and format ("text" or "json") of the
 // default logger. Call once from main, before any other thread logs.
 core::Status SetUpLogging(const std::string& level, const std::string& format);
-
-// Appends `text` as a JSON string body (no quotes around it): quotes,
-// backslashes and control characters escaped, and bytes that are not valid
-// UTF-8 replaced by U+FFFD, so that every line parses whatever was logged.
-void AppendJsonEscaped(std::string_view text, std::string& out);
 
 }  // namespace dogpiled::daemon

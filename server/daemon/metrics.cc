@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <exception>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -43,6 +44,68 @@ prometheus::ClientMetric Sample(uint64_t value, prometheus::MetricType type,
   return metric;
 }
 
+// How a Stats field is exported, where the default (dogpiled_<field> for a
+// gauge, dogpiled_<field>_total for a counter) is not the name operators
+// already know, and the help text each metric shows.
+struct MetricName {
+  const char* field;
+  const char* metric;  // nullptr: the default
+  const char* label;   // "outcome=..." value, or nullptr
+  const char* help;
+};
+constexpr MetricName kMetricNames[] = {
+    {"sessions", nullptr, nullptr, "Open sessions"},
+    {"registries", nullptr, nullptr, "Registries in use"},
+    {"entries", nullptr, nullptr, "Live entries over all registries"},
+    {"waiters", "dogpiled_parked_waiters", nullptr,
+     "Parked Acquire and Lock calls"},
+    {"stored_bytes", nullptr, nullptr,
+     "Bytes of stored values, keys included"},
+    {"acquires_fresh", "dogpiled_acquires_total", "fresh",
+     "Acquire calls by the outcome they returned"},
+    {"acquires_stale", "dogpiled_acquires_total", "stale", nullptr},
+    {"acquires_create", "dogpiled_acquires_total", "create", nullptr},
+    {"acquires_not_ready", "dogpiled_acquires_total", "not_ready", nullptr},
+    {"publishes", nullptr, nullptr, "Accepted Publish calls"},
+    {"abandons", nullptr, nullptr, "Accepted Abandon calls"},
+    {"fencing_rejections", nullptr, nullptr,
+     "Publish, Abandon or Unlock refused for a token that lost its grant"},
+    {"session_expiries", nullptr, nullptr, "Sessions ended by their TTL"},
+    {"creation_timeouts", nullptr, nullptr,
+     "Creator roles lost to creation_timeout"},
+    {"evictions", nullptr, nullptr, "Values dropped for the memory budget"},
+    {"lock_grants", nullptr, nullptr, "RWMutex grants, read and write"},
+    {"early_refreshes", nullptr, nullptr, "CREATE handed out early by XFetch"},
+    {"wait_timeouts", nullptr, nullptr, "Parked calls whose wait ran out"},
+};
+
+// Appends one Stats field to `out` as a sample of its metric family.
+void Add(std::vector<prometheus::MetricFamily>& out, const std::string& field,
+         int number, uint64_t value) {
+  // Fields numbered below 10 are gauges (admin.proto).
+  const prometheus::MetricType type = number < 10
+                                          ? prometheus::MetricType::Gauge
+                                          : prometheus::MetricType::Counter;
+  std::string metric = "dogpiled_" + field +
+                       (type == prometheus::MetricType::Counter ? "_total"
+                                                                : "");
+  std::string help = field;
+  const char* label = nullptr;
+  for (const MetricName& m : kMetricNames) {
+    if (field == m.field) {
+      metric = m.metric != nullptr ? m.metric : metric;
+      help = m.help != nullptr ? m.help : help;
+      label = m.label;
+    }
+  }
+  if (out.empty() || out.back().name != metric) {
+    out.push_back(Family(metric.c_str(), help.c_str(), type));
+  }
+  out.back().metric.push_back(
+      label == nullptr ? Sample(value, type)
+                       : Sample(value, type, {{"outcome", label}}));
+}
+
 // Gauges and counters, read from one Stats snapshot per scrape so that they
 // agree with each other and with Admin.Stats.
 class StatsCollectable final : public prometheus::Collectable {
@@ -51,56 +114,14 @@ class StatsCollectable final : public prometheus::Collectable {
       : stats_(std::move(stats)) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override {
-    using prometheus::MetricType;
     const core::Stats s = stats_();
     std::vector<prometheus::MetricFamily> out;
-    auto one = [&out](const char* name, const char* help, MetricType type,
-                      uint64_t value) {
-      out.push_back(Family(name, help, type));
-      out.back().metric.push_back(Sample(value, type));
-    };
-    const MetricType gauge = MetricType::Gauge;
-    const MetricType counter = MetricType::Counter;
-    one("dogpiled_sessions", "Open sessions", gauge, s.sessions);
-    one("dogpiled_registries", "Registries in use", gauge, s.registries);
-    one("dogpiled_entries", "Live entries over all registries", gauge,
-        s.entries);
-    one("dogpiled_parked_waiters", "Parked Acquire and Lock calls", gauge,
-        s.waiters);
-    one("dogpiled_stored_bytes", "Bytes of stored values, keys included",
-        gauge, s.stored_bytes);
-
-    out.push_back(Family("dogpiled_acquires_total",
-                         "Acquire calls by the outcome they returned",
-                         counter));
-    const std::pair<const char*, uint64_t> outcomes[] = {
-        {"fresh", s.acquires_fresh},
-        {"stale", s.acquires_stale},
-        {"create", s.acquires_create},
-        {"not_ready", s.acquires_not_ready}};
-    for (const auto& [outcome, value] : outcomes) {
-      out.back().metric.push_back(Sample(value, counter, {{"outcome", outcome}}));
-    }
-    one("dogpiled_publishes_total", "Accepted Publish calls", counter,
-        s.publishes);
-    one("dogpiled_abandons_total", "Accepted Abandon calls", counter,
-        s.abandons);
-    one("dogpiled_fencing_rejections_total",
-        "Publish, Abandon or Unlock refused for a token that lost its grant",
-        counter, s.fencing_rejections);
-    one("dogpiled_session_expiries_total", "Sessions ended by their TTL",
-        counter, s.session_expiries);
-    one("dogpiled_creation_timeouts_total",
-        "Creator roles lost to creation_timeout", counter,
-        s.creation_timeouts);
-    one("dogpiled_evictions_total", "Values dropped for the memory budget",
-        counter, s.evictions);
-    one("dogpiled_lock_grants_total", "RWMutex grants, read and write",
-        counter, s.lock_grants);
-    one("dogpiled_early_refreshes_total", "CREATE handed out early by XFetch",
-        counter, s.early_refreshes);
-    one("dogpiled_wait_timeouts_total", "Parked calls whose wait ran out",
-        counter, s.wait_timeouts);
+    // Every Stats field, in the proto's order; fields sharing a metric
+    // name (the Acquire outcomes) become labelled samples of one family.
+#define DOGPILED_STATS_METRIC(name, number) \
+    Add(out, #name, number, s.name);
+    DOGPILED_STATS_FIELDS(DOGPILED_STATS_METRIC)
+#undef DOGPILED_STATS_METRIC
     return out;
   }
 

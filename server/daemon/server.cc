@@ -355,9 +355,10 @@ int RunDaemon(const Config& config) {
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(config.listen, credentials.value(), &port);
-  // Room above the value limit, so an oversized value is refused by our own
-  // check with a message naming the field, not by the transport.
-  const uint64_t max_message = config.limits.max_value_bytes +
+  // Room for values up to twice the limit, so that an oversized value is
+  // refused by our own check (RESOURCE_EXHAUSTED, VALUE_TOO_LARGE, naming
+  // `value` and the limit), not by the transport's anonymous one.
+  const uint64_t max_message = 2 * config.limits.max_value_bytes +
                                config.limits.max_key_bytes + (64 << 10);
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<uint64_t>(
       max_message, std::numeric_limits<int>::max())));

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/errors.h"
 #include "core/validation.h"
 #include "service/status_map.h"
 
@@ -115,7 +116,7 @@ core::StatusOr<std::string> Auth::Identity(
       return core::Status(core::Code::kUnauthenticated,
                           "certificate: the client certificate has neither a "
                           "subject alternative name nor a common name")
-          .WithReason("CERTIFICATE_WITHOUT_IDENTITY",
+          .WithReason(std::string(core::reason::kCertificateWithoutIdentity),
                       {{"field", "certificate"}});
     }
     return "x509:" + CanonicalIdentity(std::move(names));
@@ -152,13 +153,20 @@ grpc::Status Auth::CheckRegistry(const grpc::CallbackServerContext* ctx,
   }
   std::optional<std::string> given = BearerToken(ctx);
   if (!given) {
-    return {grpc::StatusCode::UNAUTHENTICATED,
-            "authorization: registry '" + registry +
-                "' requires a bearer token"};
+    return ToGrpc(core::Status(core::Code::kUnauthenticated,
+                               "authorization: registry '" + registry +
+                                   "' requires a bearer token")
+                      .WithReason(std::string(core::reason::kTokenMissing),
+                                  {{"field", "authorization"},
+                                   {"registry", registry}}));
   }
   if (!SameSecret(*given, wanted->second)) {
-    return {grpc::StatusCode::PERMISSION_DENIED,
-            "authorization: wrong token for registry '" + registry + "'"};
+    return ToGrpc(core::Status(core::Code::kPermissionDenied,
+                               "authorization: wrong token for registry '" +
+                                   registry + "'")
+                      .WithReason(std::string(core::reason::kTokenRefused),
+                                  {{"field", "authorization"},
+                                   {"registry", registry}}));
   }
   return grpc::Status::OK;
 }

@@ -1,3 +1,4 @@
+#include "core/errors.h"
 #include "service/services.h"
 #include "service/status_map.h"
 #include "service/wait_reactor.h"
@@ -27,7 +28,7 @@ grpc::Status BudgetFull(const ResponseBudget* budget) {
           "most " + std::to_string(budget->per_connection()) +
           " bytes per connection, " + std::to_string(budget->total_limit()) +
           " in all); read them, or retry")
-          .WithReason("RESPONSE_BYTES_IN_FLIGHT",
+          .WithReason(std::string(core::reason::kResponseBytesInFlight),
                       {{"field", "value"},
                        {"limit", std::to_string(budget->per_connection())}}));
 }

@@ -1,4 +1,6 @@
 #include "service/services.h"
+
+#include "core/errors.h"
 #include "service/status_map.h"
 
 namespace dogpiled::service {
@@ -44,7 +46,9 @@ class KeepAliveReactor final
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"));
+      Finish(ToGrpc(core::Status(core::Code::kCancelled, "stream broken")
+                        .WithReason(std::string(
+                            core::reason::kKeepAliveBroken))));
       return;
     }
     StartRead(&request_);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <thread>
+
 #include "daemon_test.h"
 #include "dogpiled/dogpile.h"
 #include "test_util.h"
@@ -96,6 +98,63 @@ TEST_F(ClientTest, InvalidateOneKeyOrTheWholeRegistry) {
   StatusOr<PeekResult> peek_b = client_->Peek("users", "b");
   EXPECT_TRUE(peek_b->has_value);  // soft: still a stale fallback
   EXPECT_TRUE(peek_b->is_expired);
+}
+
+TEST_F(ClientTest, TwiceTheValueLimitIsRefusedByTheDaemonNamingValue) {
+  Session session = OpenSession();
+  Dogpile dogpile(session, "users", "big");
+  constexpr size_t kMiB = 1 << 20;
+  try {
+    dogpile.acquire([] { return std::string(2 * kMiB, 'x'); });
+    FAIL() << "a 2 MiB value was stored";
+  } catch (const Error& e) {
+    const Status& s = e.status();
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.ToString();
+    EXPECT_EQ(s.reason(), "VALUE_TOO_LARGE");
+    EXPECT_EQ(s.metadata().at("field"), "value");
+    EXPECT_EQ(s.metadata().at("limit"), std::to_string(kMiB));
+    EXPECT_EQ(s.metadata().at("size"), std::to_string(2 * kMiB));
+    EXPECT_FALSE(s.retry_delay().has_value());
+  }
+  // The creator role was handed on, not left to time out.
+  EXPECT_FALSE(client_->Peek("users", "big")->creating);
+}
+
+TEST_F(ClientTest, CapsCarryAReasonAndARetryDelay) {
+  daemon_ = testing::Daemon::Start({"--max-waiters-per-key", "1"});
+  client_ = std::make_unique<Client>(daemon_->target());
+  Session holder = OpenSession();
+  // Hold the creator role from a second thread, so one call parks.
+  Session waiter = OpenSession();
+  Session third = OpenSession();
+  testing::Notification created;
+  testing::Notification publish;
+  std::thread creator([&] {
+    Dogpile(holder, "users", "k").acquire([&] {
+      created.Notify();
+      EXPECT_TRUE(publish.WaitFor());
+      return std::string("v");
+    });
+  });
+  ASSERT_TRUE(created.WaitFor());
+  std::thread parked([&] { Dogpile(waiter, "users", "k").acquire([] {
+    return std::string("never");
+  }); });
+  ASSERT_TRUE(testing::Eventually(
+      [&] { return testing::GetStatsOrDie(*client_).waiters == 1; }));
+  try {
+    Dogpile(third, "users", "k").acquire([] { return std::string("no"); });
+    ADD_FAILURE() << "a second waiter was parked";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.status().code(), StatusCode::kResourceExhausted);
+    EXPECT_EQ(e.status().reason(), "WAITERS_PER_KEY");
+    EXPECT_EQ(e.status().metadata().at("limit"), "1");
+    ASSERT_TRUE(e.status().retry_delay().has_value());
+    EXPECT_EQ(*e.status().retry_delay(), milliseconds(1000));
+  }
+  publish.Notify();
+  creator.join();
+  parked.join();
 }
 
 TEST_F(ClientTest, BadNamesAreInvalidArgument) {

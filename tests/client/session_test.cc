@@ -91,12 +91,14 @@ TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
 
 TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
   SessionOptions options;
-  options.ttl = milliseconds(300);
+  // Long enough that a slow build (TSan) answers renewals well within the
+  // local deadline (4/5 of the TTL).
+  options.ttl = milliseconds(1000);
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
-  // Time passing is the point here: five TTLs without any call of ours.
-  std::this_thread::sleep_for(milliseconds(1500));
+  // Time passing is the point here: four TTLs without any call of ours.
+  std::this_thread::sleep_for(milliseconds(4000));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(loss.calls(), 0);
   const Stats stats = testing::GetStatsOrDie(*client_);
@@ -150,9 +152,10 @@ TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
   EXPECT_EQ(loss.status().code(), StatusCode::kNotFound);
 }
 
-TEST_F(SessionTest, CallsOnALostSessionFailWithNotFound) {
+TEST_F(SessionTest, CallsOnALostSessionFailWithNotFoundWithoutReopen) {
   SessionOptions options;
   options.ttl = milliseconds(500);
+  options.reopen = false;
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
@@ -165,6 +168,64 @@ TEST_F(SessionTest, CallsOnALostSessionFailWithNotFound) {
   } catch (const Error& e) {
     EXPECT_EQ(e.status().code(), StatusCode::kNotFound);
   }
+}
+
+TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
+  SessionOptions options;
+  options.ttl = milliseconds(2000);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  const uint64_t first = session.id();
+  Dogpile dogpile(session, "reg", "value");
+  ReadWriteMutex mutex(session, "reg", "lock");
+  WriteLockGuard held(mutex);
+  // A restarted daemon has forgotten the lease and everything it held.
+  const std::string listen = daemon_->target();
+  daemon_->Signal(SIGKILL);
+  daemon_ = Daemon::Start({}, listen);
+  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  // NOT_FOUND from the restarted daemon, or UNAVAILABLE if the restart
+  // outlasted the local lease deadline (a slow machine, TSan).
+  const StatusCode lost = loss.status().code();
+  EXPECT_TRUE(lost == StatusCode::kNotFound ||
+              lost == StatusCode::kUnavailable)
+      << loss.status().ToString();
+  // The same objects work on the new lease (the call waits for it).
+  EXPECT_EQ(dogpile.acquire([] { return std::string("v"); }), "v");
+  EXPECT_NE(session.id(), first);
+  EXPECT_EQ(session.reopens(), 1u);
+  EXPECT_EQ(session.state(), SessionState::kAlive);
+  // The lock of the lost lease is reported lost, not carried over.
+  const Status released = held.release();
+  EXPECT_EQ(released.code(), StatusCode::kNotFound);
+  EXPECT_EQ(released.reason(), "SESSION_NOT_FOUND");
+  WriteLockGuard again(mutex, std::try_to_lock);
+  EXPECT_TRUE(again.owns_lock());
+  EXPECT_EQ(loss.calls(), 1);
+}
+
+TEST_F(SessionTest, RoleOfALostLeaseIsNeverPublishedThroughTheNext) {
+  SessionOptions options;
+  options.ttl = milliseconds(1000);
+  LossRecorder loss;
+  options.on_lost = loss.Callback();
+  Session session = OpenSession(options);
+  Dogpile dogpile(session, "reg", "key");
+  // The daemon goes silent while this caller creates: the lease is lost by
+  // the local deadline while the daemon may still hold it.
+  const AcquireResult got = dogpile.acquire_result([&] {
+    daemon_->Signal(SIGSTOP);
+    EXPECT_TRUE(loss.WaitFor(milliseconds(5000)));
+    daemon_->Signal(SIGCONT);
+    return std::string("made while lost");
+  });
+  EXPECT_EQ(got.value, "made while lost");
+  EXPECT_FALSE(got.stored);
+  EXPECT_FALSE(client_->Peek("reg", "key")->has_value);
+  // The next call elects a creator under the new lease.
+  EXPECT_EQ(dogpile.acquire([] { return std::string("v2"); }), "v2");
+  EXPECT_EQ(session.reopens(), 1u);
 }
 
 TEST_F(SessionTest, CloseReleasesGrantsAtOnce) {

@@ -8,6 +8,7 @@
 
 #include "dogpiled/export.h"
 #include "dogpiled/status.h"
+#include "dogpiled/v1/stats_fields.inc"
 
 namespace dogpiled {
 
@@ -42,24 +43,11 @@ struct ClientOptions {
 
 // The daemon's counters; see proto/dogpiled/v1/admin.proto for each field.
 struct Stats {
-  uint64_t sessions = 0;
-  uint64_t registries = 0;
-  uint64_t entries = 0;
-  uint64_t waiters = 0;
-  uint64_t stored_bytes = 0;
-  uint64_t acquires_fresh = 0;
-  uint64_t acquires_stale = 0;
-  uint64_t acquires_create = 0;
-  uint64_t acquires_not_ready = 0;
-  uint64_t publishes = 0;
-  uint64_t abandons = 0;
-  uint64_t fencing_rejections = 0;
-  uint64_t session_expiries = 0;
-  uint64_t creation_timeouts = 0;
-  uint64_t evictions = 0;
-  uint64_t lock_grants = 0;
-  uint64_t early_refreshes = 0;
-  uint64_t wait_timeouts = 0;
+  // One member per field of dogpiled.v1.StatsResponse, same name, same
+  // order (generated from the proto; see admin.proto for their meaning).
+#define DOGPILED_STATS_MEMBER(name, number) uint64_t name = 0;
+  DOGPILED_STATS_FIELDS(DOGPILED_STATS_MEMBER)
+#undef DOGPILED_STATS_MEMBER
 };
 
 // What Peek saw; it takes no role and touches no line.

@@ -19,9 +19,10 @@ class SessionImpl;
 }  // namespace internal
 
 enum class SessionState {
-  kAlive,   // renewed on time so far
+  kAlive,   // renewed on time so far (possibly a re-opened lease)
   kLost,    // not renewed within its TTL, or the daemon forgot it: every
-            // grant it held is gone
+            // grant it held is gone. With reopen, only until a new lease
+            // is open.
   kClosed,  // closed by Close() or the destructor
 };
 DOGPILED_EXPORT const char* SessionStateName(SessionState state);
@@ -31,18 +32,33 @@ struct SessionOptions {
   std::chrono::milliseconds ttl{0};
   // Overrides ClientOptions::client_name for this session.
   std::string client_name{};
-  // Called once when the session is lost, with the reason, on the
-  // session's keep-alive thread. It must return promptly and must not
-  // destroy the Session (destroying it elsewhere is fine).
+  // Called once per lost lease, with the reason, on the session's
+  // keep-alive thread, before a new lease is opened. It must return
+  // promptly and must not destroy the Session (destroying it elsewhere is
+  // fine).
   std::function<void(const Status&)> on_lost{};
+  // After a loss, open a new lease by itself (retrying while the daemon is
+  // unreachable), so Dogpile, ReadWriteMutex and NameRegistry objects made
+  // from this Session keep working. false: the Session stays lost and
+  // every call fails with NOT_FOUND until the application makes a new one.
+  bool reopen = true;
 };
 
 // Opens a session and keeps it alive in the background on one KeepAlive
-// stream, renewing every third of the TTL. Loss is reported before the
-// daemon could have ended the lease (within the TTL after the last renewal
-// that was answered): through on_lost and state(). A broken stream is
-// reopened while the lease may still be alive; a session the daemon
-// reports unknown (NOT_FOUND) is lost at once.
+// stream, renewing every third of the TTL (docs/sessions.md describes the
+// behaviour, the same in the Python SDK):
+//
+// - Local lease deadline: the lease counts as lost four fifths of the TTL
+//   after the last renewal the daemon answered, before the daemon could
+//   have ended it; a session the daemon reports unknown (NOT_FOUND) is lost
+//   at once.
+// - At that moment every creator role and lock taken under the lease is
+//   lost: on_lost is called, publishing, abandoning or unlocking one of
+//   them fails with NOT_FOUND (reason SESSION_NOT_FOUND) without reaching
+//   the daemon, and the old lease is closed on the daemon if it can be
+//   reached, so its grants pass on at once.
+// - Then (unless reopen is false) a new lease is opened; new grants are
+//   taken under it. A grant of the lost lease is never carried over.
 //
 // Move-only handle; the destructor stops the keep-alive thread and closes
 // the session, releasing everything it held. Dogpile and ReadWriteMutex
@@ -64,7 +80,10 @@ class DOGPILED_EXPORT Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // The current lease's id; it changes when a lost lease is replaced.
   uint64_t id() const;
+  // How many lost leases were replaced so far.
+  uint64_t reopens() const;
   std::chrono::milliseconds ttl() const;  // as granted by the daemon
   SessionState state() const;
   // Why the session was lost (OK while alive or after a clean close).

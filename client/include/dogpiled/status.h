@@ -7,6 +7,8 @@
 // objects may be used from distinct threads freely.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -42,19 +44,47 @@ DOGPILED_EXPORT const char* StatusCodeName(StatusCode code);
 
 class DOGPILED_EXPORT Status {
  public:
+  using Metadata = std::map<std::string, std::string>;
+
   Status() = default;  // OK
   Status(StatusCode code, std::string message)
       : code_(code), message_(std::move(message)) {}
+  // With the daemon's google.rpc.ErrorInfo reason and metadata.
+  Status(StatusCode code, std::string message, std::string reason,
+         Metadata metadata)
+      : code_(code),
+        message_(std::move(message)),
+        reason_(std::move(reason)),
+        metadata_(std::move(metadata)) {}
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }
   const std::string& message() const { return message_; }
+  // The stable cause, one of dogpiled.v1.ErrorReason's names
+  // ("VALUE_TOO_LARGE", "SESSION_NOT_FOUND", "NOT_HOLDER", ...; see
+  // proto/dogpiled/v1/errors.proto). Empty when the error did not come
+  // from the daemon (transport failures, the SDK's own checks).
+  const std::string& reason() const { return reason_; }
+  // ErrorInfo metadata: "field" (the request field at fault), "limit"
+  // (the bound hit), and more per reason.
+  const Metadata& metadata() const { return metadata_; }
+  // The daemon's google.rpc.RetryInfo, if it sent one (caps): wait about
+  // this long before trying again.
+  std::optional<std::chrono::milliseconds> retry_delay() const {
+    return retry_delay_;
+  }
+  void set_retry_delay(std::chrono::milliseconds delay) {
+    retry_delay_ = delay;
+  }
   // "NOT_FOUND: session_id: unknown or ended session 42", or "OK".
   std::string ToString() const;
 
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string reason_;
+  Metadata metadata_;
+  std::optional<std::chrono::milliseconds> retry_delay_;
 };
 
 // Thrown by the dogpile-style calls when the daemon refuses or cannot be

@@ -33,8 +33,10 @@ class DogpiledBackend(BytesBackend):
       dogpiled.LockTimeout (default: as long as the daemon allows).
     - creation_timeout: seconds a creator may take before its role passes
       on and its value is refused (daemon default 30 s).
-    - on_session_lost: callable(session_id, reason), called when the
-      daemon ended this process's session (its locks are gone).
+    - on_session_lost: callable(session_id, reason), called when this
+      process's session is lost (its local lease deadline passed, or the
+      daemon ended it): its locks are gone. reopen_session (default True)
+      opens a new one by itself; see docs/sessions.md.
     - rpc_timeout: seconds for calls that do not wait (default 5).
     - token: for a registry the daemon protects with a bearer token.
     - tls_ca, tls_cert, tls_key: PEM files for TLS (tls_ca alone) or

@@ -3,6 +3,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 
 from dogpiled.client import Client
 
@@ -65,6 +66,7 @@ class Connection:
             "session_ttl": args.pop("session_ttl", None),
             "client_name": args.pop("client_name", None),
             "on_session_lost": args.pop("on_session_lost", None),
+            "reopen_session": args.pop("reopen_session", True),
             "rpc_timeout": args.pop("rpc_timeout", 5.0),
             "token": args.pop("token", None),
             "channel_options": args.pop("channel_options", ()),
@@ -72,7 +74,11 @@ class Connection:
         for tls in ("tls", "tls_ca", "tls_cert", "tls_key"):
             self._client_args[tls] = args.pop(tls, None)
         if args:
-            raise ValueError(f"unknown dogpiled arguments: {sorted(args)}")
+            # dogpile.cache backends ignore arguments they do not know (a
+            # region configured for several backends passes them all); one
+            # warning still catches a misspelt name.
+            warnings.warn(f"dogpiled: ignoring unknown backend arguments "
+                          f"{sorted(args)}", UserWarning, stacklevel=4)
         self._lock = threading.Lock()
         self._client = None
         self._pid = None
