@@ -10,6 +10,7 @@
 # Usage: scripts/sanitize.sh [asan] [tsan]   (no argument: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/ccache-env.sh
 JOBS=$(nproc)
 want=${*:-asan tsan}
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
