@@ -38,17 +38,22 @@ podman info >/dev/null 2>&1 || skip "podman is installed but does not work here"
 
 # --- build ---------------------------------------------------------------
 t0=$(seconds)
+# The rest of the test uses the image by id: another checkout's test on the
+# same machine may retag $IMAGE meanwhile.
+IIDFILE=/tmp/dogpiled-image-id.$$
 podman build --pull=never --network=host --format docker --build-arg "JOBS=$JOBS" \
-  -t "$IMAGE" "$REPO" > /tmp/dogpiled-image-build.$$.log 2>&1 \
+  --iidfile "$IIDFILE" -t "$IMAGE" "$REPO" > /tmp/dogpiled-image-build.$$.log 2>&1 \
   || { tail -40 /tmp/dogpiled-image-build.$$.log; rm -f /tmp/dogpiled-image-build.$$.log; \
        fail "podman build"; }
 rm -f /tmp/dogpiled-image-build.$$.log
-size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
+BUILT=$(sed "s/^sha256://" "$IIDFILE")
+rm -f "$IIDFILE"
+size=$(podman image inspect -f '{{.Size}}' "$BUILT")
 echo "image $IMAGE built in $(elapsed "$t0") s, $((size / 1000000)) MB"
 
 # What the image promises, from its own metadata.
 # (podman keeps the health check beside Config, docker inside it)
-podman image inspect "$IMAGE" | /usr/bin/python3 -c '
+podman image inspect "$BUILT" | /usr/bin/python3 -c '
 import json, sys
 image = json.load(sys.stdin)[0]
 c = image["Config"]
@@ -65,7 +70,7 @@ print("image config: non-root 10001, ports 7420 9420, volume, HEALTHCHECK dogpil
 # Port 0 and read back: ports picked here and bound later could be taken in
 # between. The image already points --port-file at /run/dogpiled/grpc.port.
 # --timeout: conmon kills it even if this script is killed before its trap.
-CID=$(podman run -d --network=host --timeout 900 "$IMAGE" \
+CID=$(podman run -d --network=host --timeout 900 "$BUILT" \
         --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
         --metrics-port-file /run/dogpiled/metrics.port)
 PORT="" METRICS=""
@@ -115,12 +120,12 @@ podman healthcheck run "$CID" || fail "podman healthcheck run: unhealthy while s
 echo "HEALTHCHECK: healthy while serving"
 # And it must fail when nothing serves: the same command in a fresh
 # container whose port file names a port nobody listens on.
-check=$(podman image inspect "$IMAGE" | /usr/bin/python3 -c '
+check=$(podman image inspect "$BUILT" | /usr/bin/python3 -c '
 import json, sys
 image = json.load(sys.stdin)[0]
 print((image.get("Healthcheck") or image["Config"]["Healthcheck"])["Test"][-1])')
 closed=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if podman run --rm --network=host --entrypoint /bin/sh "$IMAGE" \
+if podman run --rm --network=host --entrypoint /bin/sh "$BUILT" \
      -c "echo $closed > /run/dogpiled/grpc.port && $check" >/dev/null 2>&1; then
   fail "the HEALTHCHECK command passes with no daemon"
 fi
