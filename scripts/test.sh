@@ -9,7 +9,7 @@
 #   5. the core and daemon under TSan (scripts/sanitize.sh tsan);
 #   6. with ASAN=1 only: the suite under ASan+UBSan (scripts/sanitize.sh
 #      asan). It rebuilds everything and was the slowest stage by far (about
-#      30 minutes cold on two shared cores), which kept a cold CI run from
+#      33 minutes cold on two shared cores), which kept a cold CI run from
 #      staying well inside its 90 minutes; people run it before merging
 #      changes to server/ or client/.
 # Each stage prints how long it took, and a table of all of them ends the
