@@ -14,11 +14,18 @@ scenario produced well-formed figures, and exits 1 if not.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import time
+
+# The plots need Debian's python3-matplotlib. Started by another python3
+# (say a pyenv one first on PATH, as `python3 bench/run.py` does), go back
+# to Debian's interpreter, which install-deps.sh provides for.
+if sys.executable != "/usr/bin/python3" and not importlib.util.find_spec("matplotlib"):
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import report  # noqa: E402

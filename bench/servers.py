@@ -37,13 +37,31 @@ def free_port():
         return s.getsockname()[1]
 
 
-def _wait_until(ready, what, timeout_s=30):
+def _wait_until(ready, what, timeout_s=90):
+    # Wide: etcd takes seconds to start on a loaded machine; only a server
+    # that never comes up waits it out.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ready():
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not come up within {timeout_s} s")
+
+
+class Exited(RuntimeError):
+    """A server ended before it was ready."""
+
+
+def _on_free_ports(start):
+    """Calls start(), which picks free ports, up to three times: a port that
+    was free when picked can be taken by another process (an outgoing
+    connection's ephemeral port, say) before the server binds it."""
+    for attempt in range(3):
+        try:
+            return start()
+        except Exited:
+            if attempt == 2:
+                raise
 
 
 def _stop_on_signals():
@@ -103,14 +121,19 @@ class Servers:
 
         def up():
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.returncode}; "
-                                   f"see {self.logs}/{name}.log")
+                self.running.remove(server)
+                raise Exited(f"{name} exited with {proc.returncode}; "
+                             f"see {self.logs}/{name}.log")
             if port_file:
                 try:
                     with open(port_file) as f:
-                        server.port = int(f.read().strip() or 0)
-                except (OSError, ValueError):
+                        text = f.read()
+                except OSError:
                     return False
+                # The no-op server writes in place: whole once the newline is in.
+                if not text.endswith("\n"):
+                    return False
+                server.port = int(text)
                 return server.port > 0
             return ready(server)
         _wait_until(up, name)
@@ -145,6 +168,9 @@ class Servers:
             "--port-file", port_file], port_file=port_file)
 
     def redis(self):
+        return _on_free_ports(self._redis)
+
+    def _redis(self):
         port = free_port()
 
         def ready(_server):
@@ -164,6 +190,9 @@ class Servers:
     def etcd(self, tmpfs=False):
         """etcd 3.4 as Debian ships it, single member, data on disk (fsync
         on every commit, as in production), or on /dev/shm with `tmpfs`."""
+        return _on_free_ports(lambda: self._etcd(tmpfs))
+
+    def _etcd(self, tmpfs):
         client, peer = free_port(), free_port()
         data = tempfile.mkdtemp(prefix="etcd-data-", dir=self.root)
         if tmpfs and os.path.isdir("/dev/shm"):

@@ -49,11 +49,14 @@ cmake --build "$scratch/example" -j1 >/dev/null
 "$daemon" --listen 127.0.0.1:0 --port-file "$scratch/port" \
   --state-dir "$scratch" --log-level warn --metrics-listen '' &
 daemon_pid=$!
-for _ in $(seq 100); do
+# The port file is written whole (by rename). 60 s only bounds a daemon that
+# never starts: a loaded machine may take seconds.
+for _ in $(seq 600); do
   [ -s "$scratch/port" ] && break
   kill -0 "$daemon_pid" 2>/dev/null || { echo "dogpiled died" >&2; exit 1; }
   sleep 0.1
 done
+[ -s "$scratch/port" ] || { echo "dogpiled wrote no port file in 60 s" >&2; exit 1; }
 target="127.0.0.1:$(cat "$scratch/port")"
 
 out=$("$scratch/example/hello_dogpile" "$target")

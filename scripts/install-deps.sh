@@ -21,6 +21,7 @@ TEST=(
   systemd   # systemd-analyze checks deploy/dogpiled.service
   # analysis, fuzzing and sanitizers (scripts/analyze.sh, fuzz.sh)
   clang clang-tidy libclang-rt-14-dev
+  stress-ng  # the CPU hogs of scripts/stress-ci.sh
 )
 # benchmarks (bench/): peers, the Redis client library, plots, profilers
 BENCH=(

@@ -38,17 +38,22 @@ podman info >/dev/null 2>&1 || skip "podman is installed but does not work here"
 
 # --- build ---------------------------------------------------------------
 t0=$(seconds)
+# The rest of the test uses the image by id: another checkout's test on the
+# same machine may retag $IMAGE meanwhile.
+IIDFILE=/tmp/dogpiled-image-id.$$
 podman build --pull=never --network=host --format docker --build-arg "JOBS=$JOBS" \
-  -t "$IMAGE" "$REPO" > /tmp/dogpiled-image-build.$$.log 2>&1 \
+  --iidfile "$IIDFILE" -t "$IMAGE" "$REPO" > /tmp/dogpiled-image-build.$$.log 2>&1 \
   || { tail -40 /tmp/dogpiled-image-build.$$.log; rm -f /tmp/dogpiled-image-build.$$.log; \
        fail "podman build"; }
 rm -f /tmp/dogpiled-image-build.$$.log
-size=$(podman image inspect -f '{{.Size}}' "$IMAGE")
+BUILT=$(sed "s/^sha256://" "$IIDFILE")
+rm -f "$IIDFILE"
+size=$(podman image inspect -f '{{.Size}}' "$BUILT")
 echo "image $IMAGE built in $(elapsed "$t0") s, $((size / 1000000)) MB"
 
 # What the image promises, from its own metadata.
 # (podman keeps the health check beside Config, docker inside it)
-podman image inspect "$IMAGE" | /usr/bin/python3 -c '
+podman image inspect "$BUILT" | /usr/bin/python3 -c '
 import json, sys
 image = json.load(sys.stdin)[0]
 c = image["Config"]
@@ -62,20 +67,23 @@ print("image config: non-root 10001, ports 7420 9420, volume, HEALTHCHECK dogpil
 ' || fail "image metadata"
 
 # --- run -----------------------------------------------------------------
-read -r PORT METRICS < <(/usr/bin/python3 -c '
-import socket
-socks = [socket.socket() for _ in range(2)]
-for s in socks: s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))')
+# Port 0 and read back: ports picked here and bound later could be taken in
+# between. The image already points --port-file at /run/dogpiled/grpc.port.
 # --timeout: conmon kills it even if this script is killed before its trap.
-CID=$(podman run -d --network=host --timeout 900 "$IMAGE" \
-        --listen "127.0.0.1:$PORT" --metrics-listen "127.0.0.1:$METRICS")
+CID=$(podman run -d --network=host --timeout 900 "$BUILT" \
+        --listen 127.0.0.1:0 --metrics-listen 127.0.0.1:0 \
+        --metrics-port-file /run/dogpiled/metrics.port)
+PORT="" METRICS=""
 ctl() { podman exec "$CID" dogpilectl --target "127.0.0.1:$PORT" --timeout 5000 "$@"; }
 
+# Ready: both port files written, then health answers. The bound is for a
+# daemon that never comes up; a loaded machine only makes this slower.
 t0=$(seconds)
-until ctl health >/dev/null 2>&1; do
+until [ -n "$PORT" ] && [ -n "$METRICS" ] && ctl health >/dev/null 2>&1; do
   [ "$(podman inspect -f '{{.State.Running}}' "$CID")" = true ] || fail "the container exited"
-  awk -v t="$(elapsed "$t0")" 'BEGIN { exit !(t > 30) }' && fail "not healthy after 30 s"
+  awk -v t="$(elapsed "$t0")" 'BEGIN { exit !(t > 120) }' && fail "not healthy after 120 s"
+  PORT=$(podman exec "$CID" cat /run/dogpiled/grpc.port 2>/dev/null || true)
+  METRICS=$(podman exec "$CID" cat /run/dogpiled/metrics.port 2>/dev/null || true)
   sleep 0.2
 done
 echo "serving after $(elapsed "$t0") s"
@@ -112,12 +120,12 @@ podman healthcheck run "$CID" || fail "podman healthcheck run: unhealthy while s
 echo "HEALTHCHECK: healthy while serving"
 # And it must fail when nothing serves: the same command in a fresh
 # container whose port file names a port nobody listens on.
-check=$(podman image inspect "$IMAGE" | /usr/bin/python3 -c '
+check=$(podman image inspect "$BUILT" | /usr/bin/python3 -c '
 import json, sys
 image = json.load(sys.stdin)[0]
 print((image.get("Healthcheck") or image["Config"]["Healthcheck"])["Test"][-1])')
 closed=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if podman run --rm --network=host --entrypoint /bin/sh "$IMAGE" \
+if podman run --rm --network=host --entrypoint /bin/sh "$BUILT" \
      -c "echo $closed > /run/dogpiled/grpc.port && $check" >/dev/null 2>&1; then
   fail "the HEALTHCHECK command passes with no daemon"
 fi

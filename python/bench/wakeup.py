@@ -12,6 +12,7 @@ Starts its own dogpiled (build/server/dogpiled or $DOGPILED_BIN) and
 redis-server on loopback; needs python3-redis for the redis side.
 """
 import argparse
+import importlib.util
 import os
 import socket
 import statistics
@@ -20,6 +21,11 @@ import sys
 import tempfile
 import threading
 import time
+
+# grpcio and dogpile.cache come from Debian's packages: under another
+# python3 that lacks them, run again under Debian's.
+if sys.executable != "/usr/bin/python3" and not importlib.util.find_spec("grpc"):
+    os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))

@@ -20,17 +20,17 @@ def test_get_or_create_from_two_processes_creates_once(
                               registry, "k", dbm_file, start_line, creating,
                               go, creations, results) for _ in range(2)]
     try:
-        assert creating.wait(20), "nobody started creating"
+        assert creating.wait(support.CHILD_PATIENCE), "nobody started creating"
         # The other process is parked on the daemon, not polling.
         support.wait_until(
             lambda: observer.stats().waiters > parked_before,
             what="the second process to park")
         go.set()
-        values = [results.get(timeout=20) for _ in children]
+        values = [results.get(timeout=support.CHILD_PATIENCE) for _ in children]
     finally:
         go.set()
         for child in children:
-            child.join(10)
+            child.join(support.CHILD_PATIENCE)
     assert creations.value == 1
     assert values[0] == values[1] and values[0].startswith("made by pid")
     assert [c.exitcode for c in children] == [0, 0]
@@ -48,13 +48,13 @@ class Child:
     def __call__(self, command):
         self.commands.put(command)
         try:
-            return self.results.get(timeout=20)
+            return self.results.get(timeout=support.CHILD_PATIENCE)
         except queue.Empty:
             raise AssertionError(f"child did not answer {command!r}")
 
     def stop(self):
         self.commands.put("stop")
-        self.proc.join(10)
+        self.proc.join(support.CHILD_PATIENCE)
         if self.proc.is_alive():
             self.proc.kill()
         return self.proc.exitcode

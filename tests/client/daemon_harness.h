@@ -18,7 +18,7 @@ namespace dogpiled::testing {
 
 class Daemon {
  public:
-  // Throws std::runtime_error if the daemon does not come up in 10 s.
+  // Throws std::runtime_error if the daemon does not come up in 60 s.
   static std::unique_ptr<Daemon> Start(std::vector<std::string> extra_args = {},
                                        const std::string& listen =
                                            "127.0.0.1:0");

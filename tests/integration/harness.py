@@ -24,6 +24,9 @@ from dogpiled.v1 import rwmutex_pb2, rwmutex_pb2_grpc  # noqa: E402
 from dogpiled.v1 import sessions_pb2, sessions_pb2_grpc  # noqa: E402
 
 BINARY = os.environ.get("DOGPILED_BIN", str(ROOT / "build" / "server" / "dogpiled"))
+# Generous: start-up takes milliseconds, but a sanitizer build on a loaded
+# machine can take seconds, and only a daemon that never starts waits it out.
+START_TIMEOUT_S = 60
 
 FRESH = dogpile_pb2.AcquireResponse.OUTCOME_FRESH
 STALE = dogpile_pb2.AcquireResponse.OUTCOME_STALE
@@ -63,13 +66,21 @@ class Daemon:
              # daemons of tests that run side by side would fight for it
              "--metrics-listen", "", *self.args],
             stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while not (os.path.exists(port_file) and open(port_file).read().strip()):
+        # Ready means both: the port file is written (atomically, by
+        # rename) and SIGTERM is caught, so a stop right after start is the
+        # graceful one. The daemon writes the file a moment before it
+        # installs its handler. The deadline only bounds a daemon that never
+        # comes up; a loaded machine just takes longer.
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not (os.path.exists(port_file) and catches(self.proc.pid, signal.SIGTERM)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"dogpiled exited with {self.proc.returncode}: "
                                    f"{self.read_log()}")
             if time.monotonic() > deadline:
-                raise RuntimeError("dogpiled did not report a port in 15 s")
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"dogpiled was not ready in {START_TIMEOUT_S} s: "
+                                   f"{self.read_log()[-2000:]}")
             time.sleep(0.01)
         self.port = int(open(port_file).read())
         self.target = f"127.0.0.1:{self.port}"
@@ -135,6 +146,19 @@ class Daemon:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise RuntimeError("no VmRSS line")
+
+
+def catches(pid, sig):
+    """Whether process `pid` has a handler installed for `sig` (the SigCgt
+    mask in /proc), i.e. the signal would not take the default action."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except FileNotFoundError:
+        pass
+    return False
 
 
 def wait_until(predicate, timeout=10.0, what="condition"):

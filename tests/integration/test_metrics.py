@@ -4,6 +4,7 @@ Every number is what the traffic below must produce, and must also agree
 with Admin.Stats, which reads the same counters.
 """
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -12,8 +13,8 @@ import urllib.request
 import grpc
 import pytest
 
-from harness import (BINARY, CREATE, FRESH, NOT_READY, READ, STALE, WRITE, dogpile_pb2,
-                     rwmutex_pb2, wait_until)
+from harness import (BINARY, CREATE, FRESH, NOT_READY, READ, START_TIMEOUT_S, STALE, WRITE,
+                     catches, dogpile_pb2, rwmutex_pb2, wait_until)
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -191,8 +192,10 @@ def test_busy_default_metrics_port_only_turns_metrics_off(tmp_path):
                                  "--port-file", str(port_file)],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
-            deadline = time.monotonic() + 15
-            while not port_file.exists() and proc.poll() is None and time.monotonic() < deadline:
+            # Ready as harness.Daemon defines it: port written, SIGTERM caught.
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while (not (port_file.exists() and catches(proc.pid, signal.SIGTERM))
+                   and proc.poll() is None and time.monotonic() < deadline):
                 time.sleep(0.01)
             assert proc.poll() is None, proc.stdout.read()
             channel = grpc.insecure_channel(f"127.0.0.1:{port_file.read_text().strip()}")

@@ -43,7 +43,9 @@ class Incarnation:
         self.killed = False
 
     def ready(self):
-        """Its history has begun, so its signal handlers are in place."""
+        """The worker has said it is ready: its first history line ("start")
+        is written only after every signal handler is in place. Until then
+        a signal may find Python's default action (SIGTERM kills)."""
         return os.path.exists(self.history) and os.path.getsize(self.history) > 0
 
     def tail(self):
@@ -209,8 +211,14 @@ class Cluster:
             self.resume(inc)
         self.resume_at.clear()
         live = [inc for inc in self.slots if inc is not None]
+        ready = {}
         for inc in live:
-            self.hist.log("worker_term", inc=inc.index, file=inc.history.name)
+            # Asked before the signal goes: a worker ready by then has its
+            # handler and must finish cleanly; one still starting (a fresh
+            # respawn on a busy machine) may die of the default action.
+            ready[inc] = inc.ready()
+            self.hist.log("worker_term", inc=inc.index, file=inc.history.name,
+                          ready=ready[inc])
             inc.proc.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for inc in live:
@@ -221,9 +229,10 @@ class Cluster:
                 inc.proc.kill()
                 inc.proc.wait()
             self.hist.log("worker_exit", inc=inc.index, file=inc.history.name, rc=rc)
-            if rc != 0:
-                self.problems.append(f"worker {inc.history.name} ended {rc} on SIGTERM:\n"
-                                     f"{inc.tail()}")
+            unready_stop = rc == -signal.SIGTERM and not ready[inc]
+            if rc != 0 and not unready_stop:
+                self.problems.append(f"worker {inc.history.name} ended {rc} on SIGTERM "
+                                     f"(ready: {ready[inc]}):\n{inc.tail()}")
             self.slots[inc.slot] = None
         self.hist.log("end")
 

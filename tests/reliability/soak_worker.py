@@ -12,7 +12,8 @@ invalidation it could have overlapped) or unexpected. Each process has a
 registry of its own, so it knows every invalidation that touches its keys.
 Prints one JSON line of counts at the end.
 
-Usage: soak_worker.py TARGET SECONDS TASKS INDEX
+Usage: soak_worker.py TARGET SECONDS TASKS INDEX READY_FILE
+READY_FILE is created once the imports are done and the run begins.
 """
 import asyncio
 import collections
@@ -226,6 +227,9 @@ def registry_of(index):
 def main():
     target, seconds, tasks, index = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     soak = Soak(target, index)
+    # Imports can take seconds on a busy machine: the test's clock for
+    # warm-up and samples starts from here, not from the spawn.
+    open(sys.argv[5], "w").close()
     asyncio.run(soak.run(seconds, tasks))
     print(json.dumps({"counts": soak.counts, "unexpected": soak.unexpected}), flush=True)
 

@@ -38,13 +38,21 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
     workers = []
     try:
         daemon.start()
-        started = time.monotonic()
+        ready = [tmp_path / f"soak-{i}.ready" for i in range(PROCESSES)]
         for i in range(PROCESSES):
             with open(tmp_path / f"soak-{i}.err", "wb") as err:
                 workers.append(subprocess.Popen(
                     [settings.PYTHON, str(settings.HERE / "soak_worker.py"), daemon.target,
-                     str(seconds), str(TASKS), str(i)],
+                     str(seconds), str(TASKS), str(i), str(ready[i])],
                     stdout=subprocess.PIPE, stderr=err, cwd=settings.HERE))
+
+        def all_ready():
+            for i, w in enumerate(workers):
+                assert w.poll() is None, (tmp_path / f"soak-{i}.err").read_text()[-3000:]
+            return all(r.exists() for r in ready)
+        # The run is timed from the moment every worker has begun its load.
+        wait_until(all_ready, timeout=120, what="the soak workers to start")
+        started = time.monotonic()
         deadline = started + seconds + 120
         while any(w.poll() is None for w in workers) and time.monotonic() < deadline:
             stats = daemon.stats()

@@ -343,6 +343,8 @@ class Worker:
                 keeper.cut(pause)
 
     def run(self):
+        # The ready signal (Incarnation.ready): main() has installed every
+        # handler by now, so any signal from here on is handled.
         self.hist.log("start", pid=os.getpid(), name=self.cfg["name"])
         for client in self.clients:
             client.start()
