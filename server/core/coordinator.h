@@ -162,6 +162,9 @@ class Coordinator {
   // Gives a parked call a new wait id, so a cancel meant for the call it
   // replaced cannot reach it.
   uint64_t Rekey(uint64_t wait_id) DP_REQUIRES(mu_);
+  // A retry takes over a parked call: the old one is answered ABORTED, the
+  // waiter keeps its place under a new id and waits `wait_ms` from now.
+  Waiter& TakeOver(uint64_t wait_id, int64_t wait_ms) DP_REQUIRES(mu_);
   void RememberGrant(SessionId session, uint64_t request_id, Entry& entry,
                      Token token, bool is_lock) DP_REQUIRES(mu_);
   void ForgetGrant(SessionId session, uint64_t request_id, Token token)

@@ -74,6 +74,28 @@ uint64_t Coordinator::Rekey(uint64_t wait_id) {
   return id;
 }
 
+Waiter& Coordinator::TakeOver(uint64_t wait_id, int64_t wait_ms) {
+  // The earlier call's answer would be lost anyway: it is told so, and the
+  // retry waits in its place, for as long as it asks.
+  Waiter& old = waiters_.at(wait_id);
+  const Status replaced =
+      Status(Code::kAborted,
+             "request_id: replaced by a retry of the same request")
+          .WithReason(std::string(reason::kReplacedByRetry),
+                      {{std::string(kFieldKey), "request_id"}});
+  if (old.is_lock) {
+    Defer([done = std::move(old.lock_done), replaced] { done(replaced); });
+  } else {
+    Defer([done = std::move(old.acquire_done), replaced] { done(replaced); });
+  }
+  Waiter& waiter = waiters_.at(Rekey(wait_id));
+  const int64_t deadline = clock_->NowMs() + wait_ms;
+  waiter.timer =
+      timers_.Add(deadline, {TimerTarget::Kind::kWaiter, waiter.id, {}, {}});
+  AddDeadline(deadline);
+  return waiter;
+}
+
 std::optional<uint64_t> Coordinator::RetryAcquire(
     Session& session, const AcquireRequest& request, AcquireCallback& done) {
   if (auto parked = session.parked_requests.find(request.request_id);
@@ -82,23 +104,10 @@ std::optional<uint64_t> Coordinator::RetryAcquire(
     if (old.is_lock || !SameKey(*old.entry, request.registry, request.key)) {
       return std::nullopt;  // the id was reused for another call
     }
-    // The earlier call's answer would be lost anyway: it is told so, and
-    // this one waits in its place, for as long as it asks.
-    Defer([old_done = std::move(old.acquire_done)] {
-      old_done(Status(Code::kAborted,
-                      "request_id: replaced by a retry of the same request")
-                   .WithReason(std::string(reason::kReplacedByRetry),
-                               {{std::string(kFieldKey), "request_id"}}));
-    });
-    const uint64_t id = Rekey(parked->second);
-    Waiter& waiter = waiters_.at(id);
+    Waiter& waiter = TakeOver(parked->second, request.wait_timeout_ms);
     waiter.acquire = request;
     waiter.acquire_done = std::move(done);
-    const int64_t deadline = clock_->NowMs() + request.wait_timeout_ms;
-    waiter.timer =
-        timers_.Add(deadline, {TimerTarget::Kind::kWaiter, id, {}, {}});
-    AddDeadline(deadline);
-    return id;
+    return waiter.id;
   }
   auto granted = session.granted_requests.find(request.request_id);
   if (granted == session.granted_requests.end() || granted->second.is_lock) {
@@ -134,20 +143,9 @@ std::optional<uint64_t> Coordinator::RetryLock(Session& session,
         static_cast<int>(old.mode) != request.mode) {
       return std::nullopt;
     }
-    Defer([old_done = std::move(old.lock_done)] {
-      old_done(Status(Code::kAborted,
-                      "request_id: replaced by a retry of the same request")
-                   .WithReason(std::string(reason::kReplacedByRetry),
-                               {{std::string(kFieldKey), "request_id"}}));
-    });
-    const uint64_t id = Rekey(parked->second);
-    Waiter& waiter = waiters_.at(id);
+    Waiter& waiter = TakeOver(parked->second, request.wait_timeout_ms);
     waiter.lock_done = std::move(done);
-    const int64_t deadline = clock_->NowMs() + request.wait_timeout_ms;
-    waiter.timer =
-        timers_.Add(deadline, {TimerTarget::Kind::kWaiter, id, {}, {}});
-    AddDeadline(deadline);
-    return id;
+    return waiter.id;
   }
   auto granted = session.granted_requests.find(request.request_id);
   if (granted == session.granted_requests.end() || !granted->second.is_lock) {
