@@ -13,6 +13,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "noop.grpc.pb.h"
@@ -24,8 +25,11 @@ namespace {
 class NoopService final : public Noop::CallbackService {
  public:
   grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* ctx,
-                                 const PingRequest* /*request*/,
-                                 PingResponse* /*response*/) override {
+                                 const PingRequest* request,
+                                 PingResponse* response) override {
+    if (request->payload_bytes() > 0) {  // one copy, as dogpiled's answer
+      response->set_payload(std::string(request->payload_bytes(), 'v'));
+    }
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;

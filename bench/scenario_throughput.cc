@@ -160,6 +160,8 @@ nlohmann::json RunCeiling(const Options& options) {
         Slot& slot = slots[s];
         slot.context = std::make_unique<grpc::ClientContext>();
         SetDeadlineMs(*slot.context, kCallDeadlineMs);
+        slot.request.set_payload_bytes(
+            static_cast<uint32_t>(options.value_bytes));
         stubs[s % stubs.size()]->async()->Ping(
             slot.context.get(), &slot.request, &slot.response,
             [done](grpc::Status status) { Report(done, status, "Ping"); });

@@ -76,8 +76,8 @@ Status CheckMaxBytes(std::string_view text, uint64_t max,
   return {};
 }
 
-Status LimitReached(std::string message, std::string reason,
-                    std::string field, uint64_t limit) {
+Status LimitReached(std::string message, std::string_view reason,
+                    std::string_view field, uint64_t limit) {
   return CapReached(reason, field, limit, std::move(message));
 }
 

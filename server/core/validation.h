@@ -21,7 +21,7 @@ Status CheckMaxBytes(std::string_view text, uint64_t max,
 
 // RESOURCE_EXHAUSTED for a cap or quota: `message` (which starts with the
 // field), and the reason with the field and the limit as metadata.
-Status LimitReached(std::string message, std::string reason,
-                    std::string field, uint64_t limit);
+Status LimitReached(std::string message, std::string_view reason,
+                    std::string_view field, uint64_t limit);
 
 }  // namespace dogpiled::core
