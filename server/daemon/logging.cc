@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <thread>
 #include <string>
 #include <string_view>
 
@@ -127,6 +128,13 @@ core::Status SetUpLogging(const std::string& level, const std::string& format) {
   // so log shippers see lines as they happen.
   spdlog::flush_on(spdlog::level::trace);
   return {};
+}
+
+void DrainLogs() {
+  const auto pool = spdlog::thread_pool();
+  for (int i = 0; pool && pool->queue_size() > 0 && i < 1000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 }  // namespace dogpiled::daemon

@@ -13,4 +13,9 @@ namespace dogpiled::daemon {
 // default logger. Call once from main, before any other thread logs.
 core::Status SetUpLogging(const std::string& level, const std::string& format);
 
+// Waits (up to a second) until the logging thread has written every line
+// logged so far: start-up calls it before it announces its port, so whoever
+// waits for the port also sees the start-up lines.
+void DrainLogs();
+
 }  // namespace dogpiled::daemon

@@ -22,6 +22,7 @@
 #include "core/clock.h"
 #include "core/coordinator.h"
 #include "daemon/log_observer.h"
+#include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/observer_fanout.h"
 #include "daemon/token_file.h"
@@ -399,6 +400,7 @@ int RunDaemon(const Config& config) {
   }
   spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
   if (!config.port_file.empty()) {
+    DrainLogs();
     WritePortFile(config.port_file, port);
   }
 

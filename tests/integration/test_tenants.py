@@ -179,6 +179,8 @@ def test_logs_escape_client_names_and_hide_session_ids(make_daemon):
     evil = "x\n[critical] forged line\x1b[31m red"
     sid = d.sessions.Open(sessions_pb2.OpenRequest(ttl_ms=100, client_name=evil)).session_id
     wait_until(lambda: d.stats().session_expiries == 1, what="the session to expire")
+    # Lines are written by the daemon's logging thread, a moment later.
+    wait_until(lambda: "expired" in d.read_log(), what="the expiry to be logged")
     log = d.read_log()
     expired = [line for line in log.splitlines() if "expired" in line]
     assert len(expired) == 1, log
