@@ -91,14 +91,16 @@ TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
 
 TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
   SessionOptions options;
-  // Long enough that a slow build (TSan) answers renewals well within the
-  // local deadline (4/5 of the TTL).
-  options.ttl = milliseconds(1000);
+  // Long enough that a slow build (TSan) on a machine loaded with CPU hogs
+  // (scripts/stress-ci.sh) answers renewals, sent every third of the TTL,
+  // within the local deadline (4/5 of the TTL): with 1 s, one renewal under
+  // TSan and two hogs came back more than 470 ms late.
+  options.ttl = milliseconds(2000);
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
   // Time passing is the point here: four TTLs without any call of ours.
-  std::this_thread::sleep_for(milliseconds(4000));
+  std::this_thread::sleep_for(milliseconds(8000));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(loss.calls(), 0);
   const Stats stats = testing::GetStatsOrDie(*client_);
