@@ -38,11 +38,11 @@ class NoopService final : public Noop::CallbackService {
   // A default reactor stays alive until Finish even if the client cancels,
   // so holding the pointer until Release is safe.
   grpc::ServerUnaryReactor* Park(grpc::CallbackServerContext* ctx,
-                                 const ParkRequest* /*request*/,
-                                 ParkResponse* /*response*/) override {
+                                 const ParkRequest* request,
+                                 ParkResponse* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     std::lock_guard<std::mutex> lock(mutex_);
-    parked_.push_back(reactor);
+    parked_.push_back({reactor, response, request->payload_bytes()});
     return reactor;
   }
 
@@ -51,13 +51,16 @@ class NoopService final : public Noop::CallbackService {
   grpc::ServerUnaryReactor* Release(grpc::CallbackServerContext* ctx,
                                     const ReleaseRequest* /*request*/,
                                     ReleaseResponse* response) override {
-    std::vector<grpc::ServerUnaryReactor*> line;
+    std::vector<ParkedCall> line;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       line.swap(parked_);
     }
-    for (grpc::ServerUnaryReactor* parked : line) {
-      parked->Finish(grpc::Status::OK);
+    for (const ParkedCall& parked : line) {
+      if (parked.payload_bytes > 0) {
+        parked.response->set_payload(std::string(parked.payload_bytes, 'v'));
+      }
+      parked.reactor->Finish(grpc::Status::OK);
     }
     response->set_released(line.size());
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -79,19 +82,25 @@ class NoopService final : public Noop::CallbackService {
 
   // Answers whatever is still parked, so shutdown does not wait on it.
   void ReleaseAll() {
-    std::vector<grpc::ServerUnaryReactor*> line;
+    std::vector<ParkedCall> line;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       line.swap(parked_);
     }
-    for (grpc::ServerUnaryReactor* parked : line) {
-      parked->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping"));
+    for (const ParkedCall& parked : line) {
+      parked.reactor->Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "stopping"));
     }
   }
 
  private:
+  struct ParkedCall {
+    grpc::ServerUnaryReactor* reactor;
+    ParkResponse* response;  // gRPC's, alive until Finish
+    uint32_t payload_bytes;
+  };
   std::mutex mutex_;
-  std::vector<grpc::ServerUnaryReactor*> parked_;
+  std::vector<ParkedCall> parked_;
 };
 
 }  // namespace

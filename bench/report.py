@@ -211,11 +211,63 @@ def summary_rows(results):
         base = runs[0]["ops_per_sec"]
         for run in runs:
             keys = f"{run['keys']:,} key{'s' if run['keys'] != 1 else ''}"
+            big = run["keys"] >= 1_000_000
             rows.append((f"7. fresh reads with {keys} stored",
                          f"{run['ops_per_sec']:,.0f}/s",
                          _ratio(run["ops_per_sec"], c),
                          f"vs 1 key: {_ratio(run['ops_per_sec'], base)}",
-                         "", "–"))
+                         "≥ 0.85× 1 key" if big else "",
+                         _verdict(run["ops_per_sec"] >= 0.85 * base)
+                         if big else "–"))
+    rows += _value_rows(results) + _slow_disk_rows(results)
+    return rows
+
+
+def _value_rows(results):
+    """Issue 10's value-size sweep and the parked waiters by value size."""
+    rows = []
+    for label, e in results["scenarios"].get("values", {}).items():
+        d, f = e.get("dogpiled", {}), e.get("noop", {})
+        if "error" in d or "error" in f or not d.get("runs"):
+            continue
+        d, f = d["runs"][0], f["runs"][0]
+        rate, floor = d["ops_per_sec"], f["ops_per_sec"]
+        cpu, fcpu = (d.get("server_cpu_us_per_op"),
+                     f.get("server_cpu_us_per_op"))
+        ok = (rate >= 0.9 * floor and cpu is not None and fcpu is not None
+              and cpu <= 1.15 * fcpu)
+        rows.append((f"2. fresh reads, {label}", f"{rate:,.0f}/s, "
+                     f"{cpu or 0:,.1f} µs CPU/call",
+                     f"floor {floor:,.0f}/s, {fcpu or 0:,.1f} µs: "
+                     f"{_ratio(rate, floor)} rate, {_ratio(cpu, fcpu)} CPU",
+                     "", "≥ 0.90× floor, CPU ≤ 1.15×", _verdict(ok)))
+    small = _run(results, "parked_values", "dogpiled, 64 B")
+    for label in results["scenarios"].get("parked_values", {}):
+        r = _run(results, "parked_values", label)
+        if not r or not label.startswith("dogpiled"):
+            continue
+        size = label.split(", ", 1)[1]
+        floor = _run(results, "parked_values", f"noop, {size}")
+        t = r["all_answered_ms"]
+        rows.append((f"6. {r['waiters']:,} parked waiters answered after one "
+                     f"Publish of {size}", f"{t:,.1f} ms",
+                     f"floor {floor['all_answered_ms']:,.1f} ms: "
+                     f"{_ratio(t, floor['all_answered_ms'])}" if floor else "",
+                     f"vs 64 B: {_ratio(t, small['all_answered_ms'])}"
+                     if small else "", "", "–"))
+    return rows
+
+
+def _slow_disk_rows(results):
+    rows = []
+    for label, r in results["scenarios"].get("slow_disk", {}).items():
+        if "error" in r or not r.get("fsync_delay_ms"):
+            continue
+        rows.append((f"fresh reads while publishing, {label}",
+                     f"p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms",
+                     "", f"{r['publishes']:,} publishes alongside",
+                     "p99 < 5 ms, max < 50 ms",
+                     _verdict(r["p99"] < 5 and r["max"] < 50)))
     return rows
 
 
@@ -255,12 +307,16 @@ def check(results, only):
             continue
         if name == "handoff":
             entries = {**entries, **sc.get("handoff_sweep", {})}
+        if name == "values":
+            entries = {f"{label}, {system}": e[system]
+                       for label, e in entries.items()
+                       for system in ("noop", "dogpiled")}
         for label, entry in entries.items():
             where = f"{name}: {label}"
             if "error" in entry:
                 problems.append(f"{where}: {entry['error']}")
                 continue
-            for run in entry.get("runs", []) or [{}]:
+            for run in entry.get("runs", []) or [entry]:
                 problems += [f"{where}: {p}" for p in _check_run(name, run)]
     return problems
 
@@ -269,7 +325,10 @@ def _check_run(name, run):
     p = []
     if run.get("errors", 0):
         p.append(f"{run['errors']} errors, first: {run.get('first_error')}")
-    if name in ("ceiling", "fresh", "election", "scale"):
+    if name == "slow_disk":
+        if not run.get("reads", 0) > 0 or not run.get("publishes", 0) > 0:
+            p.append("no reads or no publishes measured")
+    elif name in ("ceiling", "fresh", "election", "scale", "values"):
         if not run.get("ops_per_sec", 0) > 0 or not run.get("latency", {}).get(
                 "p99_us", 0) > 0:
             p.append("no positive rate and latency")
@@ -283,7 +342,7 @@ def _check_run(name, run):
             p.append("creator calls not recorded")
         if run.get("unanswered", 1) != 0 or not run.get("total_ms", 0) > 0:
             p.append("not every client got the value")
-    elif name == "parked":
+    elif name in ("parked", "parked_values"):
         if run.get("answered") != run.get("waiters"):
             p.append("not every parked call was answered")
         for phase in ("before", "during", "after"):

@@ -6,7 +6,7 @@ and etcd on loopback, drives the seven scenarios of issue 7 with
 dogpiled_bench, and writes results.json, results.md and PNG plots into --out.
 Everything it starts is stopped on every exit path (see servers.py).
 
-  bench/run.py --quick   # under 60 s, for CI: proves the harness works
+  bench/run.py --quick   # about a minute, for CI: proves the harness works
   bench/run.py           # the full run behind docs/benchmarks.md
 
 Neither mode asserts performance thresholds; --quick only checks that every
@@ -38,14 +38,29 @@ MODES = {
     "quick": dict(seconds=1.0, warmup=0.3, rounds=1, concurrency=32,
                   connections=4, handoff_clients=8, stampede_clients=50,
                   parked=2000, scale=[1, 1000, 10000], handoff_sweep=[],
-                  parked_rounds=1),
+                  parked_rounds=1, value_rounds=1, value_seconds=0.5,
+                  value_parked=200, slow_disk_seconds=0.5,
+                  slow_disk_fsync=["always"]),
     "full": dict(seconds=5.0, warmup=1.0, rounds=5, concurrency=32,
                  connections=4, handoff_clients=8, stampede_clients=1000,
                  parked=10000, scale=[1, 1000, 1000000],
-                 handoff_sweep=[2, 64], parked_rounds=9),
+                 handoff_sweep=[2, 64], parked_rounds=9, value_rounds=3,
+                 value_seconds=3.0, value_parked=1000, slow_disk_seconds=8.0,
+                 slow_disk_fsync=["always", "everysec"]),
 }
 SCENARIOS = ["ceiling", "fresh", "election", "handoff", "stampede", "parked",
-             "scale"]
+             "scale", "values", "parked_values", "slow_disk"]
+# Value sizes of the "values" sweep (issue 10): small, and large enough that
+# a copy per answer would show.
+VALUE_SIZES = [64, 65536]
+PARKED_VALUE_SIZES = [64, 1 << 20]
+
+
+def size_label(n):
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
 
 
 class Runner:
@@ -221,6 +236,76 @@ def run_all(args, cfg, srv, runner, results):
                 srv.stop(server)
         sc["parked"] = {k: report.median_parked(v) for k, v in runs.items()}
 
+    if "values" in args.only:
+        # Fresh reads against the floor answering as many bytes, per value
+        # size and calls in flight, in alternating rounds as above.
+        noop, d = srv.noop(), srv.dogpiled()
+        sweep = {}
+        for size in VALUE_SIZES:
+            for inflight in (1, 32):
+                vc = dict(common, seconds=cfg["value_seconds"],
+                          concurrency=inflight, value_bytes=size)
+                ceil, fresh = [], []
+                name = f"{size_label(size)} x{inflight}"
+                for r in range(cfg["value_rounds"]):
+                    pair = [lambda: ceil.append(runner.bench(
+                                "ceiling", f"noop {name}", budget,
+                                target=noop.address, system="noop",
+                                server_pid=noop.pid, **vc)),
+                            lambda: fresh.append(runner.bench(
+                                "fresh", f"dogpiled {name}", budget,
+                                target=d.address, system="dogpiled", keys=1,
+                                server_pid=d.pid, **vc))]
+                    for run in pair[::1 if r % 2 == 0 else -1]:
+                        run()
+                sweep[f"{size_label(size)}, {inflight} in flight"] = {
+                    "value_bytes": size, "in_flight": inflight,
+                    "noop": median_run(ceil), "dogpiled": median_run(fresh)}
+        sc["values"] = sweep
+        srv.stop(noop)
+        srv.stop(d)
+
+    if "parked_values" in args.only:
+        # One Publish answering N parked Acquires, with a small and a large
+        # value: what sharing the value (no copy per waiter) buys.
+        # The floor is the no-op server answering as many parked calls with
+        # as many bytes each.
+        runs = {(system, size): [] for size in PARKED_VALUE_SIZES
+                for system in ("dogpiled", "noop")}
+        for r in range(cfg["value_rounds"]):
+            order = list(runs)
+            for system, size in order[::1 if r % 2 == 0 else -1]:
+                server = (srv.dogpiled if system == "dogpiled" else srv.noop)()
+                runs[(system, size)].append(runner.bench(
+                    "parked", f"{system} {size_label(size)} #{r + 1}", 240,
+                    target=server.address, system=system,
+                    server_pid=server.pid, clients=cfg["value_parked"],
+                    value_bytes=size, connections=cfg["connections"]))
+                srv.stop(server)
+        sc["parked_values"] = {
+            f"{system}, {size_label(size)}": report.median_parked(v)
+            for (system, size), v in runs.items()}
+
+    if "slow_disk" in args.only:
+        import slow_disk  # noqa: E402 (needs the build's Python stubs)
+        build = os.path.dirname(os.path.dirname(args.dogpiled))
+        out = {}
+        for fsync in cfg["slow_disk_fsync"]:
+            for label, delay in (("healthy", 0), ("fsync +300 ms", 300)):
+                key = f"{label}, --fsync {fsync}"
+                try:
+                    out[key] = dict(slow_disk.run(
+                        build, fsync, cfg["slow_disk_seconds"], delay),
+                        fsync=fsync, fsync_delay_ms=delay)
+                except Exception as e:  # noqa: BLE001 (reported, not fatal)
+                    out[key] = {"error": str(e)}
+                runner.log(f"slow_disk {key:22} " + (
+                    out[key].get("error") or
+                    f"reads p99 {out[key]['p99']:.2f} ms, max "
+                    f"{out[key]['max']:.2f} ms, "
+                    f"{out[key]['publishes']} publishes"))
+        sc["slow_disk"] = out
+
     if "scale" in args.only:
         d = srv.dogpiled()
         sc["scale"] = {"dogpiled": runner.bench(
@@ -234,7 +319,7 @@ def main():
     build = os.path.join(ROOT, "build")
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="short run for CI (< 60 s); checks the harness only")
+                   help="short run for CI (about a minute); checks the harness only")
     p.add_argument("--dogpiled", default=f"{build}/server/dogpiled")
     p.add_argument("--bench", default=f"{build}/bench/dogpiled_bench")
     p.add_argument("--noop", default=f"{build}/bench/bench_noop_server")

@@ -184,6 +184,8 @@ nlohmann::json RunParked(const Options& options) {
     run["before"] = ToJson(SampleProc(options.server_pid));
     for (int i = 0; i < n; ++i) {
       auto call = std::make_unique<Call<ParkRequest, ParkResponse>>();
+      call->request.set_payload_bytes(
+          static_cast<uint32_t>(options.value_bytes));
       SetDeadlineMs(call->context, kWaitMs + 5'000);
       auto* raw = call.get();
       parks.push_back(std::move(call));

@@ -96,12 +96,44 @@ def details(results):
                       "waiting client having it (no lock: nobody waits, every "
                       "client creates). Total: from the stampede's start to "
                       "the last client having a value.")
-    if "parked" in sc:
-        out += _table("Parked waiters (scenario 6)",
-                      ["server", "all answered ms (rounds)",
-                       "wake p50 / p99 ms", "RSS MiB before / during / after",
-                       "threads before / during / after"],
-                      list(_rows(results, "parked", _parked)))
+    for scenario, title in (("parked", "Parked waiters (scenario 6)"),
+                            ("parked_values",
+                             "Parked waiters by value size (issue 10)")):
+        if scenario in sc:
+            out += _table(title, ["server", "all answered ms (rounds)",
+                                  "wake p50 / p99 ms",
+                                  "RSS MiB before / during / after",
+                                  "threads before / during / after"],
+                          list(_rows(results, scenario, _parked)))
+    if "values" in sc:
+        rows = []
+        for label, e in sc["values"].items():
+            for system in ("noop", "dogpiled"):
+                if "error" in e[system]:
+                    rows.append([f"{label}: {system}", "error: "
+                                 + e[system]["error"]])
+                else:
+                    rows.append([f"{label}: {system}"] + _single(e[system]))
+        out += _table("Fresh reads by value size (issue 10)",
+                      ["value, calls in flight: server", "calls/s",
+                       "rounds (calls/s)", "server CPU µs per call", "p50 µs",
+                       "p99 µs", "p999 µs"], rows,
+                      "noop is the floor: a Ping answered with as many bytes "
+                      "as the value.")
+    if "slow_disk" in sc:
+        out += _table("Slow disk (issue 10, bench/slow_disk.py)",
+                      ["disk, fsync policy", "fresh reads", "p50 ms",
+                       "p99 ms", "max ms", "publishes alongside",
+                       "server CPU µs per call"],
+                      list(_rows(results, "slow_disk", lambda r: [
+                          f"{r['reads']:,}", f"{r['p50']:.2f}",
+                          f"{r['p99']:.2f}", f"{r['max']:.2f}",
+                          f"{r['publishes']:,}",
+                          f"{r['cpu_us_per_call']:.1f}"])),
+                      "One thread publishes new keys back to back (each "
+                      "Publish waits for its fsync under --fsync always) "
+                      "while another reads one fresh key; the slow disk is "
+                      "the LD_PRELOAD shim making every fsync take 300 ms.")
     for _label, e in sc.get("scale", {}).items():
         rows = ([["error: " + e["error"]]] if "error" in e else
                 [[f"{r['keys']:,}", f"{r['ops_per_sec']:,.0f}"]

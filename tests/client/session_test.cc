@@ -91,16 +91,18 @@ TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
 
 TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
   SessionOptions options;
-  // Long enough that a slow build (TSan) on a machine loaded with CPU hogs
-  // (scripts/stress-ci.sh) answers renewals, sent every third of the TTL,
-  // within the local deadline (4/5 of the TTL): with 1 s, one renewal under
-  // TSan and two hogs came back more than 470 ms late.
-  options.ttl = milliseconds(2000);
+  // Renewals go out every third of the TTL and must be answered within the
+  // local deadline (4/5 of the TTL), which a starved process misses: under
+  // TSan beside CPU hogs one renewal came back 470 ms late with a 1 s TTL,
+  // and with 2 s one missed by more when a benchmark shared the two cores.
+  // A 4 s TTL leaves 2.6 s for one renewal's round trip.
+  options.ttl = milliseconds(4000);
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
-  // Time passing is the point here: four TTLs without any call of ours.
-  std::this_thread::sleep_for(milliseconds(8000));
+  // Time passing is the point here: two and a half TTLs (seven renewals)
+  // without any call of ours; without renewals the daemon would end it.
+  std::this_thread::sleep_for(milliseconds(10000));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(loss.calls(), 0);
   const Stats stats = testing::GetStatsOrDie(*client_);
