@@ -79,8 +79,9 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--max-answer-bytes-per-connection",
        c.max_answer_bytes_per_connection,
        "Bytes of values in answers one connection may leave unread; past "
-       "it, calls that would return a value get RESOURCE_EXHAUSTED (one "
-       "answer is always allowed; 0: no limit)",
+       "it, new calls that would return a value get RESOURCE_EXHAUSTED and "
+       "answers to parked calls wait their turn (one answer is always "
+       "allowed; 0: no limit)",
        "DOGPILED_MAX_ANSWER_BYTES_PER_CONNECTION");
   Flag(app, "--max-answer-bytes", c.max_answer_bytes,
        "Bytes of values in unread answers over all connections (0: no "

@@ -96,28 +96,38 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
   const uint64_t wait_id = core_->Acquire(
       r, [reactor, response, request, ctx,
           budget = budget_](core::StatusOr<core::AcquireResult> result) {
-        if (result.ok()) {
-          core::AcquireResult& got = result.value();
-          if (got.has_value &&
-              !reactor->reservation().Take(budget, ctx->peer(),
-                                           got.value.size())) {
-            if (got.outcome != core::Outcome::kCreate) {
-              reactor->Finish(BudgetFull(budget));  // nothing was granted
-              return;
-            }
-            // A creator must learn of its role: it gets it without the
-            // previous value.
-            got.has_value = false;
-            got.value.clear();
-          }
-          ToProto(got, response);
-          if (got.outcome == core::Outcome::kCreate) {
-            reactor->NoteGrant(request->registry(), request->key(),
-                               request->session_id(), got.token,
-                               /*is_lock=*/false);
-          }
+        if (!result.ok()) {
+          reactor->Finish(ToGrpc(result.status()));
+          return;
         }
-        reactor->Finish(ToGrpc(result.status()));
+        core::AcquireResult& got = result.value();
+        if (got.has_value && got.outcome != core::Outcome::kCreate) {
+          // The call was admitted while its connection was reading: its
+          // answer waits for room rather than failing, holding the shared
+          // value (a Publish answering 1,000 parked calls at once).
+          reactor->reservation().Queue(
+              budget, ctx->peer(), got.value.size(),
+              [reactor, response, got = std::move(got)] {
+                ToProto(got, response);
+                reactor->Finish(grpc::Status::OK);
+              });
+          return;
+        }
+        if (got.has_value &&
+            !reactor->reservation().Take(budget, ctx->peer(),
+                                         got.value.size())) {
+          // A creator must learn of its role at once: it gets it without
+          // the previous value.
+          got.has_value = false;
+          got.value.clear();
+        }
+        ToProto(got, response);
+        if (got.outcome == core::Outcome::kCreate) {
+          reactor->NoteGrant(request->registry(), request->key(),
+                             request->session_id(), got.token,
+                             /*is_lock=*/false);
+        }
+        reactor->Finish(grpc::Status::OK);
       });
   reactor->SetWaitId(wait_id);
   return reactor;

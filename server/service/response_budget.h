@@ -5,13 +5,20 @@
 // would otherwise make the daemon hold a copy of the value per call, without
 // limit. Each answer that carries a value reserves its size here until gRPC
 // is done with the call (OnDone: sent, or the call was cancelled or its
-// connection cut); past the per-connection or the total limit the answer is
-// refused with RESOURCE_EXHAUSTED instead of queued.
+// connection cut). Past the per-connection or the total limit, a new call is
+// refused with RESOURCE_EXHAUSTED (the client is not reading); the answer of
+// a call that was already waiting (a parked Acquire answered by a Publish)
+// is queued instead, holding the shared value and no copy, and sent once
+// earlier answers are done, so 1,000 waiters on one connection all get a
+// 1 MiB value.
 //
 // Thread-safe.
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -33,6 +40,11 @@ class Reservation {
   ~Reservation();
   // Reserves `bytes` on `peer`; false if the budget refuses. At most once.
   bool Take(ResponseBudget* budget, std::string peer, uint64_t bytes);
+  // Reserves `bytes` on `peer` and then runs `send`: at once if the budget
+  // has room, else later, on the thread whose release made room. At most
+  // once, instead of Take.
+  void Queue(ResponseBudget* budget, std::string peer, uint64_t bytes,
+             std::function<void()> send);
 
  private:
   ResponseBudget* budget_ = nullptr;
@@ -51,6 +63,10 @@ class ResponseBudget {
   // pass a limit. The first answer of a connection (and of the daemon) is
   // always allowed, so a value larger than a limit can still be read.
   bool Reserve(const std::string& peer, uint64_t bytes);
+  // Reserves as Reserve does, waiting for room instead of refusing: runs
+  // `send` once reserved. Queued answers of one connection leave in order.
+  void ReserveOrQueue(const std::string& peer, uint64_t bytes,
+                      std::function<void()> send);
   void Release(const std::string& peer, uint64_t bytes);
   // True when `peer` (or the daemon) is already at its limit: any answer
   // with a value would be refused, so a handler can refuse before it copies
@@ -61,11 +77,20 @@ class ResponseBudget {
   uint64_t total_limit() const { return total_limit_; }
 
  private:
+  struct Queued {
+    uint64_t bytes;
+    std::function<void()> send;
+  };
+  bool FitsLocked(const std::string& peer, uint64_t bytes);  // with mu_ held
+  void TakeLocked(const std::string& peer, uint64_t bytes);  // with mu_ held
+
   const uint64_t per_connection_;
   const uint64_t total_limit_;
   std::mutex mu_;
   uint64_t total_ = 0;
   std::unordered_map<std::string, uint64_t> by_peer_;
+  // Answers waiting for room, by connection, oldest first.
+  std::map<std::string, std::deque<Queued>> queued_;
 };
 
 }  // namespace dogpiled::service

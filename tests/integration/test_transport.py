@@ -12,7 +12,7 @@ import h2.config
 import h2.connection
 import h2.settings
 
-from harness import as_key, dogpile_pb2
+from harness import as_key, dogpile_pb2, wait_until
 
 MiB = 1 << 20
 CONNECTIONS = 3
@@ -99,3 +99,26 @@ def test_zero_window_reader_is_bounded_and_cut_off(make_daemon):
     # Nothing of the attack is left: a normal client still reads the value.
     peek = d.dogpile.Peek(request, timeout=5)
     assert len(peek.value) == MiB
+
+
+def test_parked_waiters_on_one_connection_all_get_a_large_value(make_daemon):
+    """A Publish answering more parked calls of one connection than its
+    answer budget holds queues the rest (no copy each) instead of failing
+    them: every waiter of a stampede gets the value."""
+    d = make_daemon("--max-answer-bytes-per-connection", str(PER_CONNECTION))
+    waiters = 48  # 48 MiB of answers on one connection, 12 times its budget
+    creator = d.open()
+    token = d.dogpile.Acquire(d.acquire(creator, key="big", expire_ms=0)).token
+    calls = [d.dogpile.Acquire.future(d.acquire(
+        d.open(), key="big", expire_ms=0, wait_timeout_ms=60_000), timeout=60)
+        for _ in range(waiters)]
+    wait_until(lambda: d.stats().waiters == waiters, what="all parked")
+    value = b"v" * MiB
+    d.publish(creator, token, value, key="big")
+    for call in calls:
+        got = call.result()
+        assert got.outcome == dogpile_pb2.AcquireResponse.OUTCOME_FRESH
+        assert got.value == value
+    # Every reservation was released: the connection reads a value again.
+    assert len(d.dogpile.Peek(dogpile_pb2.PeekRequest(
+        registry="reg", key=as_key("big"))).value) == MiB
