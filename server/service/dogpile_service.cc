@@ -83,7 +83,7 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
   r.key = request->key();
   r.session_id = request->session_id();
   r.expire_ms = request->expire_ms();
-  r.wait_timeout_ms = request->wait_timeout_ms();
+  r.wait_timeout_ms = WaitWithinDeadline(ctx, request->wait_timeout_ms());
   r.creation_timeout_ms = request->creation_timeout_ms();
   if (request->has_client_created_time()) {
     r.client_created_time = request->client_created_time();

@@ -17,7 +17,7 @@ grpc::ServerUnaryReactor* RWMutexService::Lock(
   r.key = request->key();
   r.session_id = request->session_id();
   r.mode = request->mode();
-  r.wait_timeout_ms = request->wait_timeout_ms();
+  r.wait_timeout_ms = WaitWithinDeadline(ctx, request->wait_timeout_ms());
   r.request_id = request->request_id();
 
   auto* reactor = new WaitReactor(core_, ctx);

@@ -11,7 +11,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -19,6 +21,22 @@
 #include "service/response_budget.h"
 
 namespace dogpiled::service {
+
+// How long a call may park: its wait_timeout_ms, but not past the call's
+// own gRPC deadline, after which its client has given up and would never
+// read a grant (the core never grants to a waiter whose wait ran out).
+// Zero (a try) and invalid waits are left to the core.
+inline int64_t WaitWithinDeadline(const grpc::CallbackServerContext* ctx,
+                                  int64_t wait_ms) {
+  const auto deadline = ctx->deadline();
+  if (wait_ms <= 0 || deadline == std::chrono::system_clock::time_point::max()) {
+    return wait_ms;
+  }
+  const int64_t left = std::chrono::ceil<std::chrono::milliseconds>(
+                           deadline - std::chrono::system_clock::now())
+                           .count();
+  return std::clamp<int64_t>(left, 1, wait_ms);
+}
 
 class WaitReactor final : public grpc::ServerUnaryReactor {
  public:

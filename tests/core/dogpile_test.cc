@@ -175,6 +175,22 @@ TEST_F(CoreTest, WaitTimeoutIsDeadlineExceededAndLeavesLine) {
   EXPECT_EQ(waiter->calls, 1);
 }
 
+TEST_F(CoreTest, AWaiterWhoseWaitRanOutIsNeverElected) {
+  // As AWaiterWhoseWaitRanOutIsNeverGranted, for the creator role.
+  SessionId a = Open(60'000);
+  Token t = Now(Req(a)).token;
+  auto gave_up = Acquire(Req(Open(60'000), "k", 1000, 300));
+  auto next = Acquire(Req(Open(60'000), "k", 1000, 30'000));
+  clock_.AdvanceMs(300);  // time passes; the timer thread has not run
+  ASSERT_TRUE(Abandon(a, t).ok());
+  ASSERT_TRUE(gave_up->done);
+  EXPECT_EQ(gave_up->result.status().code(), Code::kDeadlineExceeded);
+  ASSERT_TRUE(next->done);
+  EXPECT_EQ(next->result->outcome, Outcome::kCreate);
+  Advance(0);
+  EXPECT_EQ(gave_up->calls, 1);
+}
+
 TEST_F(CoreTest, CancelledWaiterLeavesLineAndIsAnsweredOnce) {
   SessionId a = Open(60'000);
   Token t = Now(Req(a)).token;

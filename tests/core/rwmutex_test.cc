@@ -83,6 +83,26 @@ TEST_F(CoreTest, LockWaitTimeoutAnswersNotAcquired) {
   EXPECT_EQ(core_->GetStats().waiters, 0u);
 }
 
+TEST_F(CoreTest, AWaiterWhoseWaitRanOutIsNeverGranted) {
+  // As after the daemon was paused past the wait: the Unlock arrives before
+  // the timer thread has run the wait's timer. Every call fires what is due
+  // first, so the waiter, which gave up, is not granted a lock it would
+  // never hear of.
+  SessionId a = Open(60'000), b = Open(60'000), c = Open(60'000);
+  auto held = Lock(a, LockMode::kWrite);
+  auto gave_up = Lock(b, LockMode::kWrite, 1000);
+  auto next = Lock(c, LockMode::kWrite, 30'000);
+  clock_.AdvanceMs(1000);  // time passes; the timer thread has not run
+  ASSERT_TRUE(core_->Unlock("reg", "k", a, held->result->token).ok());
+  ASSERT_TRUE(gave_up->done);
+  EXPECT_FALSE(gave_up->result->acquired);
+  ASSERT_TRUE(next->done);
+  EXPECT_TRUE(next->result->acquired);
+  EXPECT_EQ(core_->GetStats().wait_timeouts, 1u);
+  Advance(0);  // the timer thread, when it runs, finds nothing to answer
+  EXPECT_EQ(gave_up->calls, 1);
+}
+
 TEST_F(CoreTest, TimedOutWriterUnblocksReadersQueuedBehindIt) {
   SessionId reader = Open(60'000);
   Lock(reader, LockMode::kRead);

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import threading
+import time
 
 import grpc
 import pytest
@@ -141,21 +142,29 @@ def test_a_creator_role_whose_answer_is_lost_is_given_again(daemon):
 
 def test_a_grant_to_a_call_that_went_away_is_released(daemon):
     """b's deadline passes while the daemon is stopped with an Unlock queued
-    for it. Whichever the daemon sees first when it resumes, the cancel or
-    the Unlock, b is not left holding a lock it never heard of: c gets it
-    at once, long before b's session would expire."""
+    for it. Whatever the daemon sees first when it resumes (the Unlock, b's
+    cancel, or b's deadline), b is not left holding a lock it never heard
+    of: c gets it at once, long before b's session would expire."""
     a, c = daemon.open(), daemon.open()
     b = daemon.open(ttl_ms=600_000)
     held = lock(daemon.rw, a)
     parked = daemon.rw.Lock.future(rwmutex_pb2.LockRequest(
         registry="reg", key=b"k", session_id=b, mode=WRITE, wait_timeout_ms=600_000), timeout=1)
     wait_until(lambda: daemon.stats().waiters == 1, what="b parked")
+    # The daemon received b's call before this, so its copy of b's deadline
+    # (arrival + 1 s) falls before this + 1 s.
+    parked_at = time.monotonic()
     daemon.proc.send_signal(signal.SIGSTOP)
     wait_until(lambda: stopped(daemon.proc.pid), what="the daemon stopped")
     try:
         unlocked = daemon.rw.Unlock.future(rwmutex_pb2.UnlockRequest(
             registry="reg", key=b"k", session_id=a, token=held.token))
         assert parked.exception().code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        # The client gave up at its deadline; the point is that the daemon's
+        # deadline has passed too when it resumes. Without that, if the
+        # daemon answers b before reading b's cancel, it cannot know the
+        # answer is unread (the SDKs retry with b's request_id for that).
+        time.sleep(max(0.0, parked_at + 1.05 - time.monotonic()))
     finally:
         daemon.proc.send_signal(signal.SIGCONT)
     unlocked.result(timeout=10)
