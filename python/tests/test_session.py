@@ -18,14 +18,16 @@ def close_behind_its_back(address, session_id):
 
 
 def test_keep_alive_outlives_the_ttl(clients, registry):
-    # Short, but not so short that a loaded machine misses the local lease
-    # deadline (4/5 of the TTL after the last answered renewal).
-    client = clients(session_ttl=0.5)
+    # Long enough that a starved process still renews within the local lease
+    # deadline (4/5 of the TTL after the last answered renewal): with 0.5 s,
+    # a machine with a load of 10 missed it now and then.
+    client = clients(session_ttl=2.0)
     grant = client.write_lock(registry, "k")
     session_id = client.session.id
-    assert client.session.ttl == pytest.approx(0.5)
-    # Only the keep-alive thread can carry the lease over five TTLs.
-    threading.Event().wait(2.5)
+    assert client.session.ttl == pytest.approx(2.0)
+    # Only the keep-alive thread can carry the lease over 2.5 TTLs (seven
+    # renewals).
+    threading.Event().wait(5.0)
     assert client.session.id == session_id
     assert clients().try_lock(registry, "k") is None
     grant.release()  # the daemon still knows the grant
@@ -109,7 +111,9 @@ def test_local_deadline_reports_loss_while_the_daemon_is_silent(
         lost_at.append(time.monotonic())
         reported.set()
 
-    client = dogpiled.Client(restartable_daemon.address, session_ttl=1.0,
+    # The SDK gives up 4/5 of the TTL after its last renewal; a 2 s TTL
+    # leaves 0.4 s for a loaded machine to run its keep-alive thread.
+    client = dogpiled.Client(restartable_daemon.address, session_ttl=2.0,
                              on_session_lost=on_lost)
     try:
         grant = client.write_lock(registry, "k")
@@ -117,9 +121,10 @@ def test_local_deadline_reports_loss_while_the_daemon_is_silent(
         restartable_daemon.proc.send_signal(signal.SIGSTOP)
         stopped = time.monotonic()
         try:
-            assert reported.wait(5)
-            # Before the daemon could end the lease (its TTL is 1 s).
-            assert lost_at[0] - stopped < 1.0
+            assert reported.wait(10)
+            # Before the daemon could end the lease (its TTL is 2 s from the
+            # last renewal, which was before the stop).
+            assert lost_at[0] - stopped < 2.0
         finally:
             restartable_daemon.proc.send_signal(signal.SIGCONT)
         # The lost lock is refused here, never sent under the new lease.
