@@ -29,6 +29,7 @@ Coordinator::Coordinator(CoordinatorOptions options)
       observer_(options.observer != nullptr ? options.observer
                                              : &default_observer_),
       journal_(options.journal),
+      near_cache_(options.near_cache),
       rng_(options.seed),
       last_token_(options.first_token) {
   if (token_store_ != nullptr) {
