@@ -235,7 +235,8 @@ void SessionImpl::OnHeard() {
   std::lock_guard<std::mutex> lock(mu_);
   heard_until_ = Clock::now() + kMissedHeartbeats * heartbeat_;
   near_cache_->HeardUntil(heard_until_);
-  wake_.notify_all();  // the thread's silence check moves on
+  // No wake-up: the thread looks again at the old deadline and sees the
+  // new one (one event per push would otherwise wake it each time).
 }
 
 void SessionImpl::OnWatchBroken() {

@@ -79,12 +79,17 @@ def test_invalidate_returns_after_the_holder_acked(daemon):
     got = tracked_read(daemon, reader)
     assert got.outcome == FRESH and got.near_cache_watch_id == watch.id
     assert 0 < got.fresh_for_ms <= 60_000
+    stats = daemon.stats()
+    assert (stats.watches, stats.tracked_keys, stats.unacked_pushes) == (1, 1, 0)
     pending = invalidate(daemon)
     push = watch.next_push()
     assert (push.seq, push.registry, push.key) == (1, "reg", b"k")
     assert not pending.done(), "answered before the holder dropped the value"
+    stats = daemon.stats()
+    assert (stats.tracked_keys, stats.unacked_pushes) == (0, 1)
     watch.ack(push.seq)
     pending.result()
+    assert daemon.stats().unacked_pushes == 0
     # Publish of a held key waits the same way.
     store(daemon, writer, b"v2")
     assert tracked_read(daemon, reader).near_cache_watch_id == watch.id
