@@ -37,7 +37,7 @@ void AckWait::Then(std::function<void(Status)> done) {
   mu_.Unlock();
 }
 
-std::function<void()> AckWait::Resolve(Status status) {
+std::function<void()> AckWait::Resolve(const Status& status) {
   mu_.Lock();
   std::function<void()> run;
   if (!result_) {

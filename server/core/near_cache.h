@@ -50,7 +50,7 @@ class AckWait {
  private:
   friend class NearCacheTracker;
   // Returns the callback to run (outside any lock) if this completed it.
-  std::function<void()> Resolve(Status status);
+  std::function<void()> Resolve(const Status& status);
   std::function<void()> Release();  // one push satisfied
 
   Mutex mu_;
