@@ -27,10 +27,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class Watch:
     """One Watch stream of a session: events come in order; ack() sends."""
 
-    def __init__(self, stub, session_id):
+    def __init__(self, stub, session_id, metadata=None):
         self.requests = queue.Queue()
         self.requests.put(dogpile_pb2.WatchRequest(session_id=session_id))
-        self.call = stub.Watch(iter(self.requests.get, None))
+        self.call = stub.Watch(iter(self.requests.get, None), metadata=metadata)
         first = next(self.call)
         assert first.kind == SUBSCRIBED
         self.id = first.watch_id
@@ -129,6 +129,18 @@ def test_bad_watch_requests_are_refused_naming_the_field(daemon):
         watch.next_push()
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "ack_seq" in err.value.details()
+
+
+def test_a_watch_is_bound_to_the_sessions_identity(make_daemon, tmp_path):
+    tokens = tmp_path / "tokens"
+    tokens.write_text("billing = s3cret\n")
+    daemon = make_daemon("--registry-token-file", str(tokens))
+    bearer = [("authorization", "Bearer s3cret")]
+    owned = daemon.sessions.Open(sessions_pb2.OpenRequest(), metadata=bearer).session_id
+    with pytest.raises(grpc.RpcError) as err:
+        Watch(daemon.dogpile, owned)  # the anonymous tenant
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    Watch(daemon.dogpile, owned, metadata=bearer).close()
 
 
 def test_a_second_watch_replaces_the_first_and_releases_its_pushes(daemon):
