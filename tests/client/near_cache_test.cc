@@ -2,8 +2,12 @@
 // fresh reads from memory, coherence under concurrent Publish and
 // Invalidate (a history checker), the byte bound, a watch that goes silent,
 // and max_stale_on_error.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -29,6 +33,85 @@ using testing::GetStatsOrDie;
 using SteadyTime = std::chrono::steady_clock::time_point;
 
 constexpr uint64_t kNearCacheBytes = 1 << 20;
+
+// Forwards a loopback port to the daemon. With swallow set, the daemon's
+// bytes are read and thrown away while the connection stays open: a
+// half-open stream, which only silence reveals.
+class SwallowingProxy {
+ public:
+  explicit SwallowingProxy(int target_port) : target_port_(target_port) {
+    listener_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    bind(listener_, reinterpret_cast<sockaddr*>(&addr), len);
+    listen(listener_, 16);
+    getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~SwallowingProxy() {
+    shutdown(listener_, SHUT_RDWR);
+    acceptor_.join();  // no new connections from here on
+    close(listener_);
+    for (int fd : fds_) {
+      shutdown(fd, SHUT_RDWR);
+    }
+    for (std::thread& t : threads_) {
+      t.join();
+    }
+    for (int fd : fds_) {
+      close(fd);
+    }
+  }
+  int port() const { return port_; }
+  std::atomic<bool> swallow{false};
+
+ private:
+  void Accept() {
+    for (;;) {
+      const int client = accept(listener_, nullptr, nullptr);
+      if (client < 0) {
+        return;
+      }
+      const int server = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      addr.sin_port = htons(static_cast<uint16_t>(target_port_));
+      connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+      fds_.push_back(client);
+      fds_.push_back(server);
+      threads_.emplace_back([this, client, server] { Pump(client, server, false); });
+      threads_.emplace_back([this, client, server] { Pump(server, client, true); });
+    }
+  }
+  void Pump(int from, int to, bool from_daemon) {
+    char buf[65536];
+    for (;;) {
+      const ssize_t n = read(from, buf, sizeof(buf));
+      if (n <= 0) {
+        break;
+      }
+      // MSG_NOSIGNAL: a peer that went away must not SIGPIPE the test.
+      if (!(from_daemon && swallow.load()) &&
+          send(to, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) {
+        break;
+      }
+    }
+    shutdown(from, SHUT_RDWR);
+    shutdown(to, SHUT_RDWR);
+  }
+
+  const int target_port_;
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread acceptor_;
+  // Written by the acceptor only, read after it is joined.
+  std::vector<int> fds_;
+  std::vector<std::thread> threads_;
+};
 
 class NearCacheTest : public ::testing::Test {
  protected:
@@ -184,6 +267,38 @@ TEST_F(NearCacheTest, ASilentWatchDropsEverythingAndStaleOnErrorIsOptIn) {
   // Back: a new watch, and the value comes from the daemon again.
   AwaitServing(strict_session);
   EXPECT_EQ(strict_reader.acquire([] { return std::string("x"); }), "v1");
+}
+
+TEST_F(NearCacheTest, AHalfOpenWatchHoldsInvalidateOnlyUntilTheClientDrops) {
+  Session writer_session = Open(*plain_);
+  Publish(writer_session, "k", "v1");
+  SwallowingProxy proxy(daemon_->port());
+  ClientOptions options;
+  options.target = "127.0.0.1:" + std::to_string(proxy.port());
+  options.near_cache_bytes = kNearCacheBytes;
+  Client client(options);
+  SessionOptions long_lease;
+  long_lease.ttl = milliseconds(60'000);  // expiry cannot be what frees it
+  StatusOr<Session> opened = Session::Open(client, long_lease);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  Session session = std::move(opened).value();
+  AwaitServing(session);
+  Dogpile reader(session, "reg", "k", Fresh());
+  EXPECT_EQ(reader.acquire([] { return std::string("x"); }), "v1");
+  ASSERT_EQ(GetStatsOrDie(*plain_).tracked_keys, 1u);
+
+  proxy.swallow = true;  // events and answers vanish; requests still arrive
+  const SteadyTime start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(plain_->Invalidate("reg", "k", /*hard=*/false).ok());
+  const auto waited = std::chrono::steady_clock::now() - start;
+  // Three missed 100 ms heartbeats, then the KeepAlive naming no watch.
+  EXPECT_LT(waited, std::chrono::seconds(10));
+  EXPECT_FALSE(session.near_cache_stats().serving);
+  EXPECT_EQ(session.near_cache_stats().entries, 0u);
+  RecordProperty("invalidate_ms",
+                 std::to_string(std::chrono::duration_cast<milliseconds>(
+                                    waited).count()));
+  proxy.swallow = false;
 }
 
 // --- coherence checker -------------------------------------------------------
