@@ -142,8 +142,10 @@ class NearCacheTest : public ::testing::Test {
 
   // Waits for the session's watch to be trusted: a state of the daemon's
   // stream that no call announces.
+  // Bounded generously: under TSan a reconnect takes seconds.
   static void AwaitServing(const Session& session) {
-    ASSERT_TRUE(Eventually([&] { return session.near_cache_stats().serving; }))
+    ASSERT_TRUE(Eventually([&] { return session.near_cache_stats().serving; },
+                           std::chrono::seconds(30)))
         << "the near-cache watch never came up";
   }
 
@@ -238,26 +240,38 @@ TEST_F(NearCacheTest, TheByteBoundEvictsLeastRecentlyUsed) {
 TEST_F(NearCacheTest, ASilentWatchDropsEverythingAndStaleOnErrorIsOptIn) {
   Session writer_session = Open(*plain_);
   Publish(writer_session, "k", "v1");
-  auto strict = NearClient(kNearCacheBytes, milliseconds(0), milliseconds(300));
-  auto lenient =
-      NearClient(kNearCacheBytes, milliseconds(60'000), milliseconds(300));
-  Session strict_session = Open(*strict);
-  Session lenient_session = Open(*lenient);
+  // Short enough that reads of a stopped daemon fail fast, long enough for
+  // every other call under TSan.
+  constexpr milliseconds kRpcTimeout(2000);
+  auto strict = NearClient(kNearCacheBytes, milliseconds(0), kRpcTimeout);
+  auto lenient = NearClient(kNearCacheBytes, milliseconds(60'000), kRpcTimeout);
+  // A lease that outlives the stop, and reads that do not wait on the
+  // daemon, so each failed read costs one rpc_timeout.
+  SessionOptions long_lease;
+  long_lease.ttl = milliseconds(60'000);
+  Session strict_session = std::move(Session::Open(*strict, long_lease)).value();
+  Session lenient_session =
+      std::move(Session::Open(*lenient, long_lease)).value();
   AwaitServing(strict_session);
   AwaitServing(lenient_session);
-  Dogpile strict_reader(strict_session, "reg", "k", Fresh());
-  Dogpile lenient_reader(lenient_session, "reg", "k", Fresh());
+  DogpileOptions no_wait = Fresh();
+  no_wait.wait_timeout = milliseconds(0);
+  Dogpile strict_reader(strict_session, "reg", "k", no_wait);
+  Dogpile lenient_reader(lenient_session, "reg", "k", no_wait);
   EXPECT_EQ(strict_reader.acquire([] { return std::string("x"); }), "v1");
   EXPECT_EQ(lenient_reader.acquire([] { return std::string("x"); }), "v1");
 
   daemon_->Signal(SIGSTOP);  // no heartbeats, no answers
   // Three missed heartbeats (300 ms): nothing is served from memory.
-  EXPECT_TRUE(Eventually([&] {
-    return !strict_session.near_cache_stats().serving &&
-           strict_session.near_cache_stats().entries == 0;
-  }));
   EXPECT_TRUE(Eventually(
-      [&] { return !lenient_session.near_cache_stats().serving; }));
+      [&] {
+        return !strict_session.near_cache_stats().serving &&
+               strict_session.near_cache_stats().entries == 0;
+      },
+      std::chrono::seconds(30)));
+  EXPECT_TRUE(
+      Eventually([&] { return !lenient_session.near_cache_stats().serving; },
+                 std::chrono::seconds(30)));
   EXPECT_THROW(strict_reader.acquire([] { return std::string("x"); }), Error);
   AcquireResult r =
       lenient_reader.acquire_result([] { return std::string("x"); });
