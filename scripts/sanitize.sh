@@ -33,17 +33,18 @@ for kind in $want; do
         -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
       sdk_tests=(client_client_test client_session_test client_dogpile_test
                  client_dogpile_lock_only_test client_herd_test
-                 client_name_registry_test client_rwmutex_test client_retry_test)
+                 client_name_registry_test client_rwmutex_test client_retry_test
+                 client_near_cache_test)
       cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs \
         "${sdk_tests[@]}"
       export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp"
       (cd build-tsan && ctest --output-on-failure -j"${CTEST_JOBS:-2}" \
-        -R "^(ConcurrencyTest|CoreTest|InvalidationTest|LockOnlyTest|MemoryTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest|ClientTest|SessionTest|DogpileTest|DogpileLockOnlyTest|HerdTest|NameRegistryTest|StatusTest|ReadWriteMutexTest|RetryTest)\\.")
+        -R "^(ConcurrencyTest|CoreTest|InvalidationTest|LockOnlyTest|MemoryTest|StaleIfErrorTest|PersistenceTest|ValueJournalTest|RecordReaderTest|ClientTest|SessionTest|DogpileTest|DogpileLockOnlyTest|HerdTest|NameRegistryTest|StatusTest|ReadWriteMutexTest|RetryTest|NearCacheTest)\\.")
       DOGPILED_BIN=build-tsan/server/dogpiled DOGPILED_PY_STUBS=build-tsan/python_stubs \
         /usr/bin/python3 -m pytest -q -p no:cacheprovider -k "not thousand" \
         tests/integration/test_sessions.py tests/integration/test_dogpile.py \
         tests/integration/test_bad_input.py tests/integration/test_security.py \
-        tests/integration/test_section5.py
+        tests/integration/test_section5.py tests/integration/test_near_cache.py
       ;;
     *) echo "sanitize: unknown kind '$kind' (asan, tsan)" >&2; exit 2 ;;
   esac

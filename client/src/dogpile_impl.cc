@@ -94,16 +94,46 @@ std::shared_ptr<Flight> DogpileImpl::GetFlight(bool lock_only) const {
   return session_->client().flights().get(id);
 }
 
+NearCache* DogpileImpl::UsableNearCache() const {
+  if (options_.expiretime.count() < 0 || options_.early_refresh_beta > 0) {
+    return nullptr;
+  }
+  return session_->near_cache();
+}
+
+// The daemon could not be reached: a near-cached value within
+// max_stale_on_error, marked stale, or the error.
+AcquireResult DogpileImpl::StaleOrThrow(const Status& error) const {
+  NearCache* near = UsableNearCache();
+  if (near != nullptr && (error.code() == StatusCode::kUnavailable ||
+                          error.code() == StatusCode::kDeadlineExceeded)) {
+    if (auto hit = near->LookupStale(registry_, key_,
+                                     options_.expiretime.count(),
+                                     std::chrono::steady_clock::now())) {
+      return AcquireResult{std::move(hit->value), hit->created_time,
+                           ValueSource::kStale};
+    }
+  }
+  throw Error(error);
+}
+
 AcquireResult DogpileImpl::Acquire(const Dogpile::Creator& creator) {
+  if (NearCache* near = UsableNearCache()) {
+    if (auto hit = near->Lookup(registry_, key_, options_.expiretime.count(),
+                                std::chrono::steady_clock::now())) {
+      return AcquireResult{std::move(hit->value), hit->created_time,
+                           ValueSource::kFresh};
+    }
+  }
   if (StatusOr<uint64_t> id = session_->UsableId(); !id.ok()) {
-    throw Error(id.status());
+    return StaleOrThrow(id.status());
   }
   const std::shared_ptr<Flight> flight = GetFlight(false);
   bool led = false;
   Flight::Result r =
       flight->Run([&] { return LeadAcquire(creator); }, &led);
   if (r.kind == Flight::Result::Kind::kError) {
-    throw Error(r.error);
+    return StaleOrThrow(r.error);
   }
   if (!led && r.value.source == ValueSource::kCreated) {
     r.value.source = ValueSource::kWaited;
@@ -213,9 +243,27 @@ StatusOr<DogpileImpl::Grant> DogpileImpl::CallAcquire(
     request.set_client_created_time(*client_created_time);
   }
   request.set_early_refresh_beta(options_.early_refresh_beta);
+  // Near-cache: the pending read is recorded before the request leaves, so
+  // a drop of this key that arrives meanwhile keeps its answer out.
+  NearCache* near = client_created_time ? nullptr : UsableNearCache();
+  NearCache::Ticket ticket;
+  if (near != nullptr) {
+    ticket = near->BeginRead(registry_, key_, std::chrono::steady_clock::now());
+    request.set_near_cache(ticket.watch != 0);
+  }
   v1::AcquireResponse r;
   const Status status = session_->CallRetrying(
       &v1::Dogpile::Stub::Acquire, request, &r, options_.wait_timeout);
+  if (near != nullptr) {
+    if (status.ok() && r.outcome() == v1::AcquireResponse::OUTCOME_FRESH &&
+        r.has_value()) {
+      near->EndRead(ticket, registry_, key_, options_.expiretime.count(),
+                    r.near_cache_watch_id(), r.fresh_for_ms(), r.value(),
+                    r.created_time());
+    } else {
+      near->AbandonRead(ticket);
+    }
+  }
   if (!status.ok()) {
     return status;
   }

@@ -41,6 +41,10 @@ class DogpileImpl final : public std::enable_shared_from_this<DogpileImpl> {
     uint64_t token = 0;
     uint64_t session_id = 0;  // the lease the grant was taken under
   };
+  // The session's near-cache if this Dogpile may use it: value mode, a
+  // value that can be fresh, no early refresh (the daemon decides that on
+  // each read). Else null.
+  NearCache* UsableNearCache() const;
   // A creator role: its lease and its fencing token.
   struct RoleId {
     uint64_t session_id = 0;
@@ -55,6 +59,7 @@ class DogpileImpl final : public std::enable_shared_from_this<DogpileImpl> {
                               const TimeFn& async_create);
 
   StatusOr<Grant> CallAcquire(std::optional<double> client_created_time);
+  AcquireResult StaleOrThrow(const Status& error) const;
   // Runs `make` in this thread and publishes; abandons and rethrows if it
   // throws.
   Flight::Result CreateNow(RoleId role, const std::function<Made()>& make);

@@ -15,7 +15,7 @@ KeepAliveCall::KeepAliveCall(ClientImpl& client, uint64_t session_id,
   StartCall();
 }
 
-bool KeepAliveCall::Renew(SteadyTime now) {
+bool KeepAliveCall::Renew(SteadyTime now, uint64_t watch_id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     // The answer may arrive before OnWriteDone: wait for both.
@@ -25,6 +25,7 @@ bool KeepAliveCall::Renew(SteadyTime now) {
     awaiting_answer_ = true;
     writing_ = true;
     sent_ = now;
+    request_.set_watch_id(watch_id);
   }
   // Outside the lock: a reaction may run inline.
   StartWrite(&request_);
@@ -64,12 +65,16 @@ void KeepAliveCall::OnReadDone(bool ok) {
     return;
   }
   SteadyTime sent;
+  uint64_t named = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     sent = sent_;
+    // Written only by Renew, after this answer (one renewal at a time).
+    named = request_.watch_id();
     awaiting_answer_ = false;
   }
-  listener_->OnRenewed(sent, std::chrono::milliseconds(response_.ttl_ms()));
+  listener_->OnRenewed(sent, std::chrono::milliseconds(response_.ttl_ms()),
+                       named, response_.watch_lost());
   StartRead(&response_);
 }
 

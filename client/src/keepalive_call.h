@@ -33,9 +33,11 @@ class KeepAliveCall final
   class Listener {
    public:
     virtual ~Listener() = default;
-    // The renewal sent at `sent` was answered: the daemon renewed the lease
-    // no earlier than `sent`, for `ttl`.
-    virtual void OnRenewed(SteadyTime sent, std::chrono::milliseconds ttl) = 0;
+    // The renewal sent at `sent`, naming `watch_id`, was answered: the
+    // daemon renewed the lease no earlier than `sent`, for `ttl`;
+    // `watch_lost`: the near-cache must drop everything (near-cache.md).
+    virtual void OnRenewed(SteadyTime sent, std::chrono::milliseconds ttl,
+                           uint64_t watch_id, bool watch_lost) = 0;
     // No more answers will come; Release() and AwaitDone() for the status.
     virtual void OnBroken() = 0;
   };
@@ -44,9 +46,10 @@ class KeepAliveCall final
   KeepAliveCall(ClientImpl& client, uint64_t session_id, Listener* listener);
   ~KeepAliveCall() override = default;
 
-  // Sends one renewal unless one is still unanswered or the stream broke.
-  // Returns whether it sent.
-  bool Renew(SteadyTime now);
+  // Sends one renewal naming the near-cache watch the client trusts (0:
+  // none), unless one is still unanswered or the stream broke. Returns
+  // whether it sent.
+  bool Renew(SteadyTime now, uint64_t watch_id = 0);
   void Cancel() { ctx_.TryCancel(); }
   // Gives up the hold; call once, when no more Renew calls will come.
   void Release();
@@ -63,7 +66,7 @@ class KeepAliveCall final
   const uint64_t session_id_;
 
   grpc::ClientContext ctx_;
-  ::dogpiled::v1::KeepAliveRequest request_;  // the same for every renewal
+  ::dogpiled::v1::KeepAliveRequest request_;  // owned by the write in flight
   ::dogpiled::v1::KeepAliveResponse response_;  // owned by the read
 
   std::mutex mu_;

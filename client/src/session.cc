@@ -26,6 +26,10 @@ SteadyTime LostAt(SteadyTime renewed, milliseconds ttl) {
 
 constexpr milliseconds kMinBackoff{20};
 
+// A watch not heard from (event or heartbeat) for this many heartbeat
+// intervals counts as broken.
+constexpr int kMissedHeartbeats = 3;
+
 }  // namespace
 
 SessionImpl::SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
@@ -35,6 +39,11 @@ SessionImpl::SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
       on_lost_(options.on_lost),
       reopen_(options.reopen),
       options_(options),
+      near_cache_(client_->options().near_cache_bytes > 0
+                      ? std::make_unique<NearCache>(
+                            client_->options().near_cache_bytes,
+                            client_->options().max_stale_on_error)
+                      : nullptr),
       id_(id),
       ttl_(ttl),
       renew_at_(opened + RenewPeriod(ttl)),
@@ -170,10 +179,22 @@ void SessionImpl::LoseLocked(Status reason) {
   }
   lost_ = true;
   loss_reason_ = std::move(reason);
+  if (near_cache_) {
+    near_cache_->DropAll();  // nothing vouches for it any more
+  }
   wake_.notify_all();
 }
 
-void SessionImpl::OnRenewed(SteadyTime sent, milliseconds ttl) {
+void SessionImpl::DropNearCacheLocked() {
+  near_cache_->DropAll();
+  watch_broken_ = true;  // never trusted again: a new one is opened
+  watch_candidate_ = 0;
+  renew_at_ = Clock::now();  // tell the daemon at once (watch id 0)
+  wake_.notify_all();
+}
+
+void SessionImpl::OnRenewed(SteadyTime sent, milliseconds ttl,
+                            uint64_t watch_id, bool watch_lost) {
   std::lock_guard<std::mutex> lock(mu_);
   if (lost_) {
     return;  // grants may be gone already; a late answer changes nothing
@@ -183,7 +204,79 @@ void SessionImpl::OnRenewed(SteadyTime sent, milliseconds ttl) {
   }
   lost_at_ = std::max(lost_at_, LostAt(sent, ttl_));
   renew_at_ = sent + RenewPeriod(ttl_);
+  if (near_cache_) {
+    near_cache_->LeaseUntil(lost_at_);
+    if (watch_lost) {
+      DropNearCacheLocked();
+    } else if (watch_id != 0 && watch_id == watch_candidate_) {
+      // Every older KeepAlive (naming another watch) was answered before
+      // this one: the daemon can no longer take one for a drop of this
+      // watch's keys.
+      near_cache_->Trust(watch_id);
+    } else if (watch_candidate_ != 0 &&
+               near_cache_->trusted() != watch_candidate_) {
+      renew_at_ = Clock::now();  // name the new watch without waiting
+    }
+  }
   wake_.notify_all();
+}
+
+void SessionImpl::OnSubscribed(uint64_t watch_id, milliseconds heartbeat) {
+  std::lock_guard<std::mutex> lock(mu_);
+  watch_candidate_ = watch_id;
+  if (heartbeat.count() > 0) {
+    heartbeat_ = heartbeat;
+  }
+  renew_at_ = Clock::now();  // a KeepAlive naming it makes it trusted
+  wake_.notify_all();
+}
+
+void SessionImpl::OnHeard() {
+  std::lock_guard<std::mutex> lock(mu_);
+  heard_until_ = Clock::now() + kMissedHeartbeats * heartbeat_;
+  near_cache_->HeardUntil(heard_until_);
+  // No wake-up: the thread looks again at the old deadline and sees the
+  // new one (one event per push would otherwise wake it each time).
+}
+
+void SessionImpl::OnWatchBroken() {
+  std::lock_guard<std::mutex> lock(mu_);
+  DropNearCacheLocked();
+}
+
+void SessionImpl::KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
+                            std::unique_ptr<WatchCall>& call) {
+  const SteadyTime now = Clock::now();
+  if (call && !watch_broken_ && now >= heard_until_) {
+    DropNearCacheLocked();  // silent: as good as broken
+  }
+  if (call && watch_broken_) {
+    EndWatch(lock, call);
+    watch_retry_at_ = Clock::now() + kMinBackoff;
+    return;
+  }
+  if (!call && now >= watch_retry_at_) {
+    watch_broken_ = false;
+    watch_candidate_ = 0;
+    heard_until_ = now + kMissedHeartbeats * heartbeat_;
+    lock.unlock();
+    call = std::make_unique<WatchCall>(*client_, id, near_cache_.get(), this);
+    lock.lock();
+  }
+}
+
+void SessionImpl::EndWatch(std::unique_lock<std::mutex>& lock,
+                           std::unique_ptr<WatchCall>& call) {
+  if (!call) {
+    return;
+  }
+  lock.unlock();
+  call->Cancel();
+  call->Release();
+  call->AwaitDone();
+  call.reset();
+  lock.lock();
+  near_cache_->DropAll();
 }
 
 void SessionImpl::OnBroken() {
@@ -217,10 +310,14 @@ void SessionImpl::KeepLease(std::unique_lock<std::mutex>& lock) {
   std::unique_ptr<KeepAliveCall> call =
       std::make_unique<KeepAliveCall>(*client_, id, this);
   lock.lock();
+  std::unique_ptr<WatchCall> watch;
   milliseconds backoff = kMinBackoff;
   SteadyTime retry_at = Clock::now();
   Status last_error;
   while (!stopping_ && !lost_) {
+    if (near_cache_) {
+      KeepWatch(lock, id, watch);
+    }
     const SteadyTime now = Clock::now();
     if (now >= lost_at_) {
       std::string why = "session " + std::to_string(id_) +
@@ -257,8 +354,16 @@ void SessionImpl::KeepLease(std::unique_lock<std::mutex>& lock) {
       continue;
     }
     if (call && now >= renew_at_) {
+      // The watch the near-cache trusts, else the one to be trusted.
+      uint64_t named = 0;
+      if (near_cache_) {
+        named = near_cache_->trusted();
+        if (named == 0 && !watch_broken_) {
+          named = watch_candidate_;
+        }
+      }
       lock.unlock();
-      const bool sent = call->Renew(now);
+      const bool sent = call->Renew(now, named);
       lock.lock();
       if (sent) {
         backoff = kMinBackoff;
@@ -267,7 +372,14 @@ void SessionImpl::KeepLease(std::unique_lock<std::mutex>& lock) {
       renew_at_ = std::max(renew_at_, now + RenewPeriod(ttl_) / 4);
       continue;
     }
-    wake_.wait_until(lock, std::min(lost_at_, call ? renew_at_ : retry_at));
+    SteadyTime until = std::min(lost_at_, call ? renew_at_ : retry_at);
+    if (near_cache_) {
+      until = std::min(until, watch ? heard_until_ : watch_retry_at_);
+    }
+    wake_.wait_until(lock, until);
+  }
+  if (near_cache_) {
+    EndWatch(lock, watch);
   }
   lock.unlock();
   if (call) {
@@ -415,5 +527,15 @@ std::chrono::milliseconds Session::ttl() const { return impl_->ttl(); }
 SessionState Session::state() const { return impl_->state(); }
 Status Session::loss_reason() const { return impl_->loss_reason(); }
 Status Session::Close() { return impl_->Close(); }
+
+NearCacheStats Session::near_cache_stats() const {
+  NearCacheStats stats;
+  if (internal::NearCache* near = impl_->near_cache()) {
+    stats.entries = near->size();
+    stats.bytes = near->bytes();
+    stats.serving = near->trusted() != 0;
+  }
+  return stats;
+}
 
 }  // namespace dogpiled

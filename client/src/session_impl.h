@@ -18,10 +18,13 @@
 #include "dogpiled/session.h"
 #include "src/client_impl.h"
 #include "src/keepalive_call.h"
+#include "src/near_cache.h"
+#include "src/watch_call.h"
 
 namespace dogpiled::internal {
 
 class SessionImpl final : public KeepAliveCall::Listener,
+                          public WatchCall::Listener,
                           public std::enable_shared_from_this<SessionImpl> {
  public:
   // Opens the session on the daemon and starts the keep-alive thread.
@@ -99,8 +102,17 @@ class SessionImpl final : public KeepAliveCall::Listener,
   Status Close();
 
   // KeepAliveCall::Listener.
-  void OnRenewed(SteadyTime sent, std::chrono::milliseconds ttl) override;
+  void OnRenewed(SteadyTime sent, std::chrono::milliseconds ttl,
+                 uint64_t watch_id, bool watch_lost) override;
   void OnBroken() override;
+  // WatchCall::Listener.
+  void OnSubscribed(uint64_t watch_id,
+                    std::chrono::milliseconds heartbeat) override;
+  void OnHeard() override;
+  void OnWatchBroken() override;
+
+  // The near-cache, or null when ClientOptions::near_cache_bytes is 0.
+  NearCache* near_cache() { return near_cache_.get(); }
 
  private:
   SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
@@ -125,6 +137,15 @@ class SessionImpl final : public KeepAliveCall::Listener,
   bool Reopen(std::unique_lock<std::mutex>& lock);
   // Marks the current lease lost (once) and wakes the keep-alive thread.
   void LoseLocked(Status reason);
+  // Near-cache: keeps one watch open for lease `id` while the lease lives;
+  // a broken, silent or lost watch is dropped with the whole cache and
+  // replaced. Called by KeepLease with the lock held; `call` is its own.
+  void KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
+                 std::unique_ptr<WatchCall>& call);
+  void EndWatch(std::unique_lock<std::mutex>& lock,
+                std::unique_ptr<WatchCall>& call);
+  // Drops the near-cache and asks for a KeepAlive naming no watch at once.
+  void DropNearCacheLocked();
   // Stops the keep-alive thread and waits for it (unless called from it).
   void StopThread();
 
@@ -133,6 +154,7 @@ class SessionImpl final : public KeepAliveCall::Listener,
   const std::function<void(const Status&)> on_lost_;
   const bool reopen_;
   const SessionOptions options_;
+  const std::unique_ptr<NearCache> near_cache_;  // null: off
 
   mutable std::mutex mu_;
   mutable std::condition_variable wake_;  // the thread and UsableId wait
@@ -146,6 +168,14 @@ class SessionImpl final : public KeepAliveCall::Listener,
   bool lost_ = false;              // guarded by mu_; the current lease
   bool closed_ = false;            // guarded by mu_
   Status loss_reason_;             // guarded by mu_
+  // Near-cache watch, all guarded by mu_: the id SUBSCRIBED gave (trusted
+  // once a KeepAlive naming it is answered), its heartbeat, when it must
+  // be heard from next, and whether it must be replaced.
+  uint64_t watch_candidate_ = 0;
+  std::chrono::milliseconds heartbeat_{1000};
+  SteadyTime heard_until_{};
+  bool watch_broken_ = false;
+  SteadyTime watch_retry_at_{};
   std::thread thread_;
 };
 

@@ -29,6 +29,7 @@ Coordinator::Coordinator(CoordinatorOptions options)
       observer_(options.observer != nullptr ? options.observer
                                              : &default_observer_),
       journal_(options.journal),
+      near_cache_(options.near_cache),
       rng_(options.seed),
       last_token_(options.first_token) {
   if (token_store_ != nullptr) {
@@ -358,6 +359,12 @@ Stats Coordinator::GetStats() {
   stats.registries = registries_.size();
   stats.entries = entry_count_;
   stats.waiters = waiters_.size();
+  if (near_cache_ != nullptr) {
+    const NearCacheStats near = near_cache_->GetStats();
+    stats.watches = near.watches;
+    stats.tracked_keys = near.tracked_keys;
+    stats.unacked_pushes = near.unacked_pushes;
+  }
   return stats;
 }
 

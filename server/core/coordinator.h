@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/journal.h"
 #include "core/limits.h"
+#include "core/near_cache.h"
 #include "core/observer.h"
 #include "core/state.h"
 #include "core/status.h"
@@ -54,6 +55,9 @@ struct CoordinatorOptions {
   std::function<uint64_t()> session_id_source;
   Observer* observer = nullptr;  // optional; outlives the Coordinator
   Journal* journal = nullptr;    // optional; outlives the Coordinator
+  // Optional; outlives the Coordinator. Without it no watch can be opened
+  // and near_cache reads are never registered.
+  NearCacheTracker* near_cache = nullptr;
 };
 
 class Coordinator {
@@ -81,11 +85,22 @@ class Coordinator {
   // answer is immediate, later when the call parks. It returns a wait id
   // (0 when already answered) for CancelWait.
   uint64_t Acquire(const AcquireRequest& request, AcquireCallback done);
-  StatusOr<double> Publish(const PublishRequest& request);
+  StatusOr<double> Publish(const PublishRequest& request,
+                           AckWaitPtr* acks = nullptr);
   Status Abandon(const AbandonRequest& request);
-  Status Invalidate(const InvalidateRequest& request);
+  // Invalidate and Publish set `*acks` (when given and a near-cache
+  // tracker is attached) to what must be satisfied before answering: the
+  // near-caches holding the key have dropped it (near_cache.h).
+  Status Invalidate(const InvalidateRequest& request,
+                    AckWaitPtr* acks = nullptr);
   StatusOr<PeekResult> Peek(const std::string& registry,
                             const std::string& key, int64_t expire_ms);
+
+  // Opens the near-cache watch of a live session (NearCacheTracker::
+  // OpenWatch): under this lock, so no session ends unseen in between.
+  // NOT_FOUND for an unknown session, UNAVAILABLE when shutting down or
+  // without a tracker.
+  StatusOr<uint64_t> OpenWatch(SessionId session, std::function<void()> wake);
 
   // Read-write mutex; same callback rules as Acquire.
   uint64_t Lock(const LockRequest& request, LockCallback done);
@@ -231,6 +246,10 @@ class Coordinator {
   // freed or a value published).
   void ServeDogpileLine(Entry& entry) DP_REQUIRES(mu_);
   void CountOutcome(Outcome outcome) DP_REQUIRES(mu_);
+  // A FRESH answer with a value: its remaining lifetime, and the near-cache
+  // registration the request asked for.
+  void NoteFresh(const AcquireRequest& request, AcquireResult& result)
+      DP_REQUIRES(mu_);
   Token SoftInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
   Token HardInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
   Status CheckCreator(Entry* entry, SessionId session, Token token)
@@ -261,6 +280,7 @@ class Coordinator {
   Observer default_observer_;
   Observer* const observer_;
   Journal* const journal_;
+  NearCacheTracker* const near_cache_;
 
   Mutex mu_;
   std::function<void()> deadline_hook_ DP_GUARDED_BY(mu_);

@@ -282,6 +282,7 @@ void Coordinator::ServeDogpileLine(Entry& entry) {
     } else {
       result.outcome =
           decision == Decision::kFresh ? Outcome::kFresh : Outcome::kStale;
+      NoteFresh(waiter.acquire, result);
     }
     CountOutcome(result.outcome);
     Defer([done = std::move(waiter.acquire_done),
@@ -333,6 +334,7 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
     case Decision::kFresh:
     case Decision::kStale:
       result.outcome = result.is_expired ? Outcome::kStale : Outcome::kFresh;
+      NoteFresh(request, result);
       TouchLru(entry);
       break;
     case Decision::kCreate:
@@ -365,7 +367,23 @@ uint64_t Coordinator::Acquire(const AcquireRequest& request,
   return answer(std::move(result));
 }
 
-StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
+void Coordinator::NoteFresh(const AcquireRequest& request,
+                            AcquireResult& result) {
+  if (result.outcome != Outcome::kFresh || !result.has_value) {
+    return;
+  }
+  result.fresh_for_ms = request.expire_ms == 0
+                            ? -1
+                            : std::max<int64_t>(
+                                  0, request.expire_ms - result.age_ms);
+  if (request.near_cache && near_cache_ != nullptr) {
+    result.near_cache_watch_id =
+        near_cache_->Track(request.session_id, request.registry, request.key);
+  }
+}
+
+StatusOr<double> Coordinator::Publish(const PublishRequest& request,
+                                      AckWaitPtr* acks) {
   // Hashed before the lock: it tells a retry (same value) from a second
   // Publish with the same token.
   const size_t value_hash = std::hash<std::string>()(request.value.str());
@@ -398,7 +416,12 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
     return SessionNotFound(request.session_id);
   }
   if (auto again = PublishedBefore(request, value_hash)) {
-    return *again;  // a retry of an accepted Publish whose answer was lost
+    // A retry of an accepted Publish whose answer was lost: it answers once
+    // the drops the first one pushed are applied.
+    if (acks != nullptr && near_cache_ != nullptr) {
+      *acks = near_cache_->Invalidate(request.registry, request.key);
+    }
+    return *again;
   }
   Entry* entry = FindEntry(request.registry, request.key);
   if (entry != nullptr) {
@@ -432,6 +455,12 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request) {
                 kCreationSmoothing * took
           : took;
   ReleaseCreator(*entry, /*published=*/true);
+  if (near_cache_ != nullptr) {
+    AckWaitPtr pushed = near_cache_->Invalidate(request.registry, request.key);
+    if (acks != nullptr) {
+      *acks = std::move(pushed);
+    }
+  }
   entry->backoff_until_ms = 0;
   ++stats_.publishes;
   // Parked lock-only callers now hold a cache stamped `created`: they go and

@@ -46,7 +46,8 @@
   X(kSessionGrantsCap, "SESSION_GRANTS_CAP")     \
   X(kTimeInFuture, "TIME_IN_FUTURE")             \
   X(kResponseBytesInFlight, "RESPONSE_BYTES_IN_FLIGHT") \
-  X(kCertificateWithoutIdentity, "CERTIFICATE_WITHOUT_IDENTITY")
+  X(kCertificateWithoutIdentity, "CERTIFICATE_WITHOUT_IDENTITY") \
+  X(kWatchReplaced, "WATCH_REPLACED")
 
 namespace dogpiled::core {
 

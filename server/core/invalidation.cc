@@ -72,7 +72,8 @@ void Coordinator::Normalize(Entry& entry) {
   }
 }
 
-Status Coordinator::Invalidate(const InvalidateRequest& request) {
+Status Coordinator::Invalidate(const InvalidateRequest& request,
+                               AckWaitPtr* acks) {
   Op op(this);
   if (shutting_down_) {
     return ShuttingDown();
@@ -97,8 +98,26 @@ Status Coordinator::Invalidate(const InvalidateRequest& request) {
              {entry.registry, &entry});
     Normalize(entry);
   }
+  if (near_cache_ != nullptr) {
+    AckWaitPtr pushed = near_cache_->Invalidate(request.registry, request.key);
+    if (acks != nullptr) {
+      *acks = std::move(pushed);
+    }
+  }
   EnforceBudget();
   return {};
+}
+
+StatusOr<uint64_t> Coordinator::OpenWatch(SessionId session,
+                                          std::function<void()> wake) {
+  Op op(this);
+  if (shutting_down_ || near_cache_ == nullptr) {
+    return ShuttingDown();
+  }
+  if (FindSession(session) == nullptr) {
+    return SessionNotFound(session);
+  }
+  return near_cache_->OpenWatch(session, std::move(wake));
 }
 
 }  // namespace dogpiled::core

@@ -53,6 +53,16 @@ struct Limits {
   // created_time (Publish) and client_created_time (Acquire) may lie at
   // most this far ahead of the daemon's clock.
   int64_t max_future_skew_ms = 3'600'000;
+
+  // Near-cache (docs/near-cache.md). Keys registered as held by a session's
+  // near-cache, over all sessions; past it, reads are answered but not
+  // registered (the client then does not keep them).
+  uint64_t max_tracked_keys = 1'000'000;
+  // A watch that sent nothing for this long gets a heartbeat event.
+  int64_t watch_heartbeat_ms = 1000;
+  // A watch whose oldest push is unacked for longer is reported lost to
+  // its session's next KeepAlive.
+  int64_t watch_ack_timeout_ms = 5000;
 };
 
 // Registry names are short identifiers; keys are opaque bytes.

@@ -242,6 +242,11 @@ void Coordinator::FoldOldestMark() {
                                              : MarkRef{};
   const TimerTarget target{TimerTarget::Kind::kRegistryHorizon, 0,
                            registry.name, {}};
+  // The fold voids more than was asked: near-caches drop that much too
+  // (nobody waits for it; no call asked for it).
+  if (near_cache_ != nullptr) {
+    near_cache_->Invalidate(oldest.entry != nullptr ? registry.name : "", "");
+  }
   // Soft first: a hard mark raises the soft one too.
   ApplyInvalidation(into, false, from.soft_token, from.soft_wall, until,
                     target, up);

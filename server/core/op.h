@@ -32,6 +32,9 @@ class DP_SCOPED_CAPABILITY Coordinator::Op {
     for (auto& fn : run) {
       fn();
     }
+    if (c_->near_cache_ != nullptr) {
+      c_->near_cache_->Flush();  // wake-ups and acks queued under the lock
+    }
     if (hook) {
       hook();
     }

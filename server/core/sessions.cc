@@ -132,6 +132,9 @@ void Coordinator::EndSession(Session* session, bool expired) {
     ++stats_.session_expiries;
   }
   observer_->OnSessionEnded(id, session->client_name, expired);
+  if (near_cache_ != nullptr) {
+    near_cache_->SessionEnded(id);  // its pushes count as applied now
+  }
   timers_.Cancel(session->timer);
   // First take everything of this session out, then serve the lines it
   // stood in or blocked: serving a line can grant (and unpark) calls, and

@@ -33,6 +33,8 @@ struct AcquireRequest {
   // Idempotency key (0: none): a retry from the same session with the same
   // id gets the earlier call's grant or place in line.
   uint64_t request_id = 0;
+  // Near-cache: register a FRESH value's key for the session's watch.
+  bool near_cache = false;
 };
 
 enum class Outcome { kFresh = 1, kStale = 2, kCreate = 3, kNotReady = 4 };
@@ -47,6 +49,10 @@ struct AcquireResult {
   int64_t creation_deadline_ms = 0;
   int64_t age_ms = 0;
   int64_t retry_in_ms = 0;
+  // FRESH with a value: ms it stays fresh (-1: never expires).
+  int64_t fresh_for_ms = 0;
+  // The watch the key was registered under for near_cache (0: not).
+  uint64_t near_cache_watch_id = 0;
 };
 
 struct PublishRequest {

@@ -172,6 +172,22 @@ void AddFlags(CLI::App& app, Config& c) {
        "How far ahead of the daemon's clock created_time and "
        "client_created_time may be", "DOGPILED_MAX_FUTURE_SKEW_MS")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 40));
+  Flag(app, "--max-tracked-keys", l.max_tracked_keys,
+       "Near-cache: (session, key) pairs the daemon tracks for watches; "
+       "past it, near_cache reads are answered but not registered, so "
+       "clients do not keep them (docs/near-cache.md)",
+       "DOGPILED_MAX_TRACKED_KEYS");
+  Flag(app, "--watch-heartbeat-ms", l.watch_heartbeat_ms,
+       "Near-cache: a Watch stream that sent nothing for this long gets a "
+       "heartbeat; clients drop their cache after a few missed ones",
+       "DOGPILED_WATCH_HEARTBEAT_MS")
+      ->check(CLI::Range(int64_t{10}, int64_t{3'600'000}));
+  Flag(app, "--watch-ack-timeout-ms", l.watch_ack_timeout_ms,
+       "Near-cache: a Watch with an invalidation unacked for longer is "
+       "reported lost to its session's next KeepAlive (the client then "
+       "drops its cache, which lets the Invalidate return)",
+       "DOGPILED_WATCH_ACK_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
 }
 
 std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
@@ -242,7 +258,10 @@ std::string Describe(const Config& c) {
       << " max_grants_per_tenant=" << l.max_grants_per_tenant
       << " max_grants_per_session=" << l.max_grants_per_session
       << " tenant_memory_bytes=" << l.tenant_memory_bytes
-      << " max_future_skew_ms=" << l.max_future_skew_ms;
+      << " max_future_skew_ms=" << l.max_future_skew_ms
+      << " max_tracked_keys=" << l.max_tracked_keys
+      << " watch_heartbeat_ms=" << l.watch_heartbeat_ms
+      << " watch_ack_timeout_ms=" << l.watch_ack_timeout_ms;
   return out.str();
 }
 

@@ -82,6 +82,28 @@ class DeadlineTimer {
   asio::steady_timer timer_;
 };
 
+// Sends near-cache heartbeats: ticks the tracker every heartbeat interval
+// on the io_context thread.
+class HeartbeatTimer {
+ public:
+  HeartbeatTimer(asio::io_context& io, core::NearCacheTracker& tracker)
+      : tracker_(tracker), timer_(io) {}
+  void Start() {
+    timer_.expires_after(std::chrono::milliseconds(tracker_.heartbeat_ms()));
+    timer_.async_wait([this](const asio::error_code& ec) {
+      if (!ec) {
+        tracker_.Tick();
+        Start();
+      }
+    });
+  }
+  void Stop() { timer_.cancel(); }
+
+ private:
+  core::NearCacheTracker& tracker_;
+  asio::steady_timer timer_;
+};
+
 // Turns health NOT_SERVING from any thread, for as long as a server is
 // attached.
 class HealthSwitch {
@@ -267,6 +289,8 @@ int RunDaemon(const Config& config) {
   ObserverFanout observers({&log_observer, &metrics_observer});
   options.observer = &observers;
   options.journal = journal.get();
+  core::NearCacheTracker near_cache(&clock, config.limits);
+  options.near_cache = &near_cache;
   core::Coordinator core(options);
   // Stops the journal (a last snapshot reads the core) before the core goes,
   // on every return path.
@@ -345,9 +369,9 @@ int RunDaemon(const Config& config) {
     return 1;
   }
 
-  service::SessionsService sessions(&core, &auth);
+  service::SessionsService sessions(&core, &auth, &near_cache);
   service::DogpileService dogpile(&core, &auth, &answer_budget,
-                                  journal.get());
+                                  journal.get(), &near_cache);
   service::RWMutexService rwmutex(&core, &auth);
   service::AdminService admin(&core, &auth);
 
@@ -407,6 +431,8 @@ int RunDaemon(const Config& config) {
   DeadlineTimer timer(io, core);
   core.SetDeadlineHook([&timer] { timer.Poke(); });
   timer.Poke();
+  HeartbeatTimer heartbeats(io, near_cache);
+  heartbeats.Start();
 
   signals.async_wait([&](const asio::error_code& ec, int signal) {
     if (ec) {
@@ -415,7 +441,9 @@ int RunDaemon(const Config& config) {
     spdlog::info("signal {}: shutting down", signal);
     server->GetHealthCheckService()->SetServingStatus(false);
     core.Shutdown();  // parked calls are answered UNAVAILABLE now
+    near_cache.Shutdown();  // so are calls waiting for acks; watches end
     timer.Stop();
+    heartbeats.Stop();
     io.stop();
   });
   io.run();

@@ -18,6 +18,8 @@ void ToProto(const core::AcquireResult& r, v1::AcquireResponse* out) {
   out->set_creation_deadline_ms(r.creation_deadline_ms);
   out->set_age_ms(r.age_ms);
   out->set_retry_in_ms(r.retry_in_ms);
+  out->set_fresh_for_ms(r.fresh_for_ms);
+  out->set_near_cache_watch_id(r.near_cache_watch_id);
 }
 
 // The answer to send when the response budget refuses one more value.
@@ -48,20 +50,32 @@ class ValueReactor final : public grpc::ServerUnaryReactor {
 }  // namespace
 
 grpc::ServerUnaryReactor* DogpileService::FinishWhenDurable(
-    grpc::CallbackServerContext* ctx, std::function<void()> on_ok) {
+    grpc::CallbackServerContext* ctx, std::function<void()> on_ok,
+    core::AckWaitPtr acks) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  if (durability_ == nullptr) {
-    on_ok();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+  // Acks first, then durability: the barrier taken after the acks still
+  // covers every record journaled before it. No lock is held meanwhile.
+  auto when_applied = [reactor, durability = durability_,
+                       on_ok = std::move(on_ok)](core::Status applied) {
+    if (!applied.ok() || durability == nullptr) {
+      if (applied.ok()) {
+        on_ok();
+      }
+      reactor->Finish(ToGrpc(applied));
+      return;
+    }
+    durability->AfterDurable([reactor, on_ok](core::Status s) {
+      if (s.ok()) {
+        on_ok();
+      }
+      reactor->Finish(ToGrpc(s));
+    });
+  };
+  if (acks != nullptr) {
+    acks->Then(std::move(when_applied));
+  } else {
+    when_applied(core::Status());
   }
-  durability_->AfterDurable(
-      [reactor, on_ok = std::move(on_ok)](core::Status s) {
-        if (s.ok()) {
-          on_ok();
-        }
-        reactor->Finish(ToGrpc(s));
-      });
   return reactor;
 }
 
@@ -91,6 +105,7 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
   r.early_refresh_beta = request->early_refresh_beta();
   r.max_stale_ms = request->max_stale_ms();
   r.request_id = request->request_id();
+  r.near_cache = request->near_cache();
 
   auto* reactor = new WaitReactor(core_, ctx);
   const uint64_t wait_id = core_->Acquire(
@@ -156,13 +171,14 @@ grpc::ServerUnaryReactor* DogpileService::Publish(
   if (request->has_created_time()) {
     r.created_time = request->created_time();
   }
-  core::StatusOr<double> created = core_->Publish(r);
+  core::AckWaitPtr acks;
+  core::StatusOr<double> created = core_->Publish(r, &acks);
   if (!created.ok()) {
     return FinishNow(ctx, ToGrpc(created.status()));
   }
-  return FinishWhenDurable(ctx, [response, t = created.value()] {
-    response->set_created_time(t);
-  });
+  return FinishWhenDurable(
+      ctx, [response, t = created.value()] { response->set_created_time(t); },
+      std::move(acks));
 }
 
 grpc::ServerUnaryReactor* DogpileService::Abandon(
@@ -196,10 +212,11 @@ grpc::ServerUnaryReactor* DogpileService::Invalidate(
   r.hard = request->hard();
   // Applied even when the journal has failed: more invalidation is always
   // safe. The answer still says whether it is durable.
-  if (core::Status s = core_->Invalidate(r); !s.ok()) {
+  core::AckWaitPtr acks;
+  if (core::Status s = core_->Invalidate(r, &acks); !s.ok()) {
     return FinishNow(ctx, ToGrpc(s));
   }
-  return FinishWhenDurable(ctx, [] {});
+  return FinishWhenDurable(ctx, [] {}, std::move(acks));
 }
 
 grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,

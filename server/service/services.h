@@ -20,8 +20,10 @@ namespace v1 = ::dogpiled::v1;
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  SessionsService(core::Coordinator* core, const Auth* auth)
-      : core_(core), auth_(auth) {}
+  // `near_cache` (may be null) learns which watch each KeepAlive names.
+  SessionsService(core::Coordinator* core, const Auth* auth,
+                  core::NearCacheTracker* near_cache = nullptr)
+      : core_(core), auth_(auth), near_cache_(near_cache) {}
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
                                  const v1::OpenRequest* request,
                                  v1::OpenResponse* response) override;
@@ -34,6 +36,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
  private:
   core::Coordinator* const core_;
   const Auth* const auth_;
+  core::NearCacheTracker* const near_cache_;
 };
 
 class DogpileService final : public v1::Dogpile::CallbackService {
@@ -41,11 +44,18 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   // `budget` (may be null: unbounded) bounds the value bytes of answers
   // waiting on their readers. `durability`, when set, holds back the
   // answers of Publish and Invalidate until their records are as durable
-  // as the policy promises.
+  // as the policy promises. `near_cache` (may be null: Watch is refused)
+  // is the tracker the Coordinator was given; Publish and Invalidate are
+  // answered once the near-caches holding the key have dropped it.
   DogpileService(core::Coordinator* core, const Auth* auth,
                  ResponseBudget* budget = nullptr,
-                 core::DurabilityBarrier* durability = nullptr)
-      : core_(core), auth_(auth), budget_(budget), durability_(durability) {}
+                 core::DurabilityBarrier* durability = nullptr,
+                 core::NearCacheTracker* near_cache = nullptr)
+      : core_(core),
+        auth_(auth),
+        budget_(budget),
+        durability_(durability),
+        near_cache_(near_cache) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -61,17 +71,24 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   grpc::ServerUnaryReactor* Peek(grpc::CallbackServerContext* ctx,
                                  const v1::PeekRequest* request,
                                  v1::PeekResponse* response) override;
+  // watch_service.cc
+  grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchEvent>* Watch(
+      grpc::CallbackServerContext* ctx) override;
 
  private:
-  // Finishes `reactor` with OK once what the core journaled is durable, or
-  // with the journal's UNAVAILABLE; `on_ok` fills the answer first.
+  // Finishes the call with OK once the near-caches holding what changed
+  // have dropped it (`acks`, may be null) and what the core journaled is
+  // durable; else with the first failure (UNAVAILABLE). `on_ok` fills the
+  // answer first.
   grpc::ServerUnaryReactor* FinishWhenDurable(
-      grpc::CallbackServerContext* ctx, std::function<void()> on_ok);
+      grpc::CallbackServerContext* ctx, std::function<void()> on_ok,
+      core::AckWaitPtr acks = nullptr);
 
   core::Coordinator* const core_;
   const Auth* const auth_;
   ResponseBudget* const budget_;
   core::DurabilityBarrier* const durability_;
+  core::NearCacheTracker* const near_cache_;
 };
 
 class RWMutexService final : public v1::RWMutex::CallbackService {

@@ -13,9 +13,10 @@ class KeepAliveReactor final
                                      v1::KeepAliveResponse> {
  public:
   // `identity` is the stream's caller; not ok: the stream is refused.
-  KeepAliveReactor(core::Coordinator* core,
+  KeepAliveReactor(core::Coordinator* core, core::NearCacheTracker* near_cache,
                    core::StatusOr<std::string> identity)
       : core_(core),
+        near_cache_(near_cache),
         identity_(identity.ok() ? identity.value() : std::string()) {
     if (!identity.ok()) {
       Finish(ToGrpc(identity.status()));
@@ -41,6 +42,13 @@ class KeepAliveReactor final
     }
     response_.set_session_id(request_.session_id());
     response_.set_ttl_ms(ttl.value());
+    // Renewed first: the watch check may satisfy pushes of a session that
+    // is alive.
+    response_.set_watch_lost(
+        near_cache_ != nullptr
+            ? near_cache_->KeepAlive(request_.session_id(),
+                                     request_.watch_id())
+            : request_.watch_id() != 0);
     StartWrite(&response_);
   }
 
@@ -58,6 +66,7 @@ class KeepAliveReactor final
 
  private:
   core::Coordinator* const core_;
+  core::NearCacheTracker* const near_cache_;
   const std::string identity_;
   v1::KeepAliveRequest request_;
   v1::KeepAliveResponse response_;
@@ -84,7 +93,7 @@ grpc::ServerUnaryReactor* SessionsService::Open(
 
 grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
 SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
-  return new KeepAliveReactor(core_, auth_->Identity(ctx));
+  return new KeepAliveReactor(core_, near_cache_, auth_->Identity(ctx));
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(

@@ -39,6 +39,18 @@ struct ClientOptions {
   std::chrono::milliseconds rpc_timeout{10'000};
   // Sent with Session::Open for the daemon's logs; empty: "pid@host".
   std::string client_name{};
+  // Near-cache (docs/near-cache.md): > 0 keeps FRESH values of
+  // Dogpile::acquire in process memory, up to this many bytes per Session
+  // (key + value + about 160 bytes each, least recently used evicted),
+  // served without a round trip while the session's watch is up. Coherent:
+  // once an Invalidate or Publish has returned, no read here returns the
+  // old value as FRESH. 0 (the default): off.
+  uint64_t near_cache_bytes = 0;
+  // Opt-in, with the near-cache: when the daemon cannot be reached
+  // (UNAVAILABLE, DEADLINE_EXCEEDED), Dogpile::acquire returns a value the
+  // near-cache still has up to this long past its expiry, as
+  // ValueSource::kStale, instead of failing. 0 (the default): fail.
+  std::chrono::milliseconds max_stale_on_error{0};
 };
 
 // The daemon's counters; see proto/dogpiled/v1/admin.proto for each field.

@@ -44,6 +44,14 @@ struct SessionOptions {
   bool reopen = true;
 };
 
+// What the session's near-cache holds (ClientOptions::near_cache_bytes).
+struct NearCacheStats {
+  uint64_t entries = 0;
+  uint64_t bytes = 0;  // as counted against near_cache_bytes
+  // A watch is trusted: FRESH values may be served from memory.
+  bool serving = false;
+};
+
 // Opens a session and keeps it alive in the background on one KeepAlive
 // stream, renewing every third of the TTL (docs/sessions.md describes the
 // behaviour, the same in the Python SDK):
@@ -88,6 +96,8 @@ class DOGPILED_EXPORT Session {
   SessionState state() const;
   // Why the session was lost (OK while alive or after a clean close).
   Status loss_reason() const;
+  // All zero when the near-cache is off.
+  NearCacheStats near_cache_stats() const;
 
   // Stops keeping the session alive and closes it on the daemon. Returns
   // NOT_FOUND if the daemon had already ended it, OK if already closed.
