@@ -146,7 +146,7 @@ class Watcher:
     def keep_alive_broken(self, session_id):
         self._lose("the KeepAlive stream broke", session_id)
 
-    # --- the stream -----------------------------------------------------------
+    # --- the stream ---------------------------------------------------------
 
     def _lose(self, why, session_id=None):
         """Drops the near-cache, stops trusting and naming the watch, sends
