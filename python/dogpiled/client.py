@@ -88,7 +88,9 @@ class Client:
     calls, when the daemon cannot be reached, return a value the
     near-cache dropped because its watch broke, up to that long past its
     expiry, as a StaleValue (bytes with `stale` true); without it they
-    raise as usual. `token` is sent as "authorization: Bearer" for
+    raise as usual. fail_open=True makes get_or_create(), when the daemon
+    cannot be reached and no stale value may be served, run the creator in
+    this process and return its value unstored, instead of raising. `token` is sent as "authorization: Bearer" for
     registries the daemon protects; tls_* are PEM files (see
     dogpiled.channel). close() (or leaving a `with` block) waits for
     background creators, then ends the session, which releases every grant
@@ -100,7 +102,7 @@ class Client:
                  tls=False, tls_ca=None, tls_cert=None, tls_key=None,
                  channel_options=(), background_workers=4,
                  reopen_session=True, near_cache_bytes=0,
-                 max_stale_on_error=0.0):
+                 max_stale_on_error=0.0, fail_open=False):
         self.address = address
         self._rpc_timeout = rpc_timeout
         # Registries the daemon protects with a token need it on every call.
@@ -119,6 +121,7 @@ class Client:
                                metadata=self._metadata,
                                reopen=reopen_session)
         self._workers = background_workers
+        self._fail_open = fail_open
         self.near_cache = None
         self._watcher = None
         if near_cache_bytes:
@@ -186,9 +189,15 @@ class Client:
                 early_refresh_beta=early_refresh_beta)
         except errors.DogpiledError as e:
             stale = self._stale_on_error(e, near, registry, key, expire_ms)
-            if stale is None:
+            if stale is not None:
+                return stale
+            if not (self._fail_open and e.code in UNREACHABLE):
                 raise
-            return stale
+            # Every caller of the fleet may be doing the same: the dogpile
+            # this daemon exists to prevent, chosen by the application.
+            log.warning("dogpiled: %s/%s created locally (fail_open): %s",
+                        registry, key, e)
+            return _bytes_creator(creator, key)()
         if role is None:
             return response.value
         checked = _bytes_creator(creator, key)

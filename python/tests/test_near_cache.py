@@ -319,13 +319,14 @@ def _child_said(results):
 
 
 
-def test_max_stale_on_error_serves_what_the_break_dropped_marked_stale(
+def test_when_the_daemon_is_away_only_what_a_break_dropped_is_served(
         restartable_daemon, registry):
     address = restartable_daemon.address
     writer = dogpiled.Client(address)
     opts = dict(near_cache_bytes=1 << 20, rpc_timeout=0.5)
     tolerant = dogpiled.Client(address, max_stale_on_error=60, **opts)
     strict = dogpiled.Client(address, **opts)
+    open_ = dogpiled.Client(address, fail_open=True, rpc_timeout=0.5)
     try:
         for key in ("held", "voided"):
             publish(writer, registry, key, key.encode())
@@ -348,8 +349,11 @@ def test_max_stale_on_error_serves_what_the_break_dropped_marked_stale(
                 reader.get_or_create(registry, key, never_called, 60)
             assert failed.value.code in (grpc.StatusCode.UNAVAILABLE,
                                          grpc.StatusCode.DEADLINE_EXCEEDED)
+        # fail_open chose to create locally rather than fail: unstored.
+        assert open_.get_or_create(registry, "held", lambda: b"local",
+                                   60) == b"local"
     finally:
-        for c in (tolerant, strict, writer):
+        for c in (tolerant, strict, open_, writer):
             c.close(timeout=1)
 
 
