@@ -154,8 +154,11 @@ class NearCache:
                     + len(response.value) + ENTRY_OVERHEAD)
             if size > self.max_bytes:
                 return
+            # age_ms is whole milliseconds: count one more, so the entry
+            # never outlives the daemon's own verdict.
             entry = _Entry(response.value, response.created_time,
-                           pending.sent - response.age_ms / 1000.0, size)
+                           pending.sent - (response.age_ms + 1) / 1000.0,
+                           size)
             self._drop_from(self._entries, (pending.registry, pending.key))
             self._entries[(pending.registry, pending.key)] = entry
             self._bytes += size
