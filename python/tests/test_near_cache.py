@@ -70,8 +70,10 @@ def cut(proxy):
 
 @pytest.fixture
 def fast_daemon(tmp_path):
-    """A daemon of the test's own, heartbeating every 100 ms."""
-    d = support.Daemon(str(tmp_path), "--watch-heartbeat-ms", "100")
+    """A daemon of the test's own, heartbeating every 250 ms: a silent
+    watch is noticed in 0.75 s, while a loaded machine rarely delays a
+    heartbeat that long."""
+    d = support.Daemon(str(tmp_path), "--watch-heartbeat-ms", "250")
     try:
         yield d.start()
     finally:
@@ -218,17 +220,19 @@ def test_no_read_after_a_write_returned_yields_the_old_value_fresh(
 
 
 def test_a_watch_cut_by_a_proxy_drops_everything_and_comes_back(
-        fast_daemon, clients, registry):
-    proxy = SwallowingProxy(int(fast_daemon.address.rsplit(":", 1)[1]))
+        daemon, registry):
+    proxy = SwallowingProxy(int(daemon.address.rsplit(":", 1)[1]))
+    writer = dogpiled.Client(daemon.address)
+    reader = dogpiled.Client(f"127.0.0.1:{proxy.port}",
+                             near_cache_bytes=1 << 20)
     try:
-        writer = dogpiled.Client(fast_daemon.address)
         publish(writer, registry, "k", b"v1")
-        reader = trusted(dogpiled.Client(f"127.0.0.1:{proxy.port}",
-                                         near_cache_bytes=1 << 20))
+        trusted(reader)
         reader.read(registry, "k")
         assert len(reader.near_cache) == 1
+        lost = reader._watcher.losses
         cut(proxy)
-        support.wait_until(lambda: reader._watcher.losses == 1,
+        support.wait_until(lambda: reader._watcher.losses > lost,
                            what="the reader to notice the cut")
         assert len(reader.near_cache) == 0
         assert reader.near_cache.lookup(registry, b"k", 0) is None
@@ -237,9 +241,9 @@ def test_a_watch_cut_by_a_proxy_drops_everything_and_comes_back(
         publish(writer, registry, "k", b"v2")
         assert reader.read(registry, "k").value == b"v2"
         assert reader.near_cache.lookup(registry, b"k", 0).value == b"v2"
-        reader.close()
-        writer.close()
     finally:
+        reader.close(timeout=1)
+        writer.close()
         proxy.close()
 
 
@@ -258,12 +262,13 @@ def test_a_silent_watch_is_dropped_and_the_invalidate_returns(
         session_id = reader.session.id
         reader.read(registry, "k")
         assert reader.near_cache.lookup(registry, b"k", 0) is not None
+        lost = reader._watcher.losses
         proxy.swallow.set()
         started = time.monotonic()
         writer.invalidate(registry, "k")
         waited = time.monotonic() - started
         assert reader.near_cache.lookup(registry, b"k", 0) is None
-        assert reader._watcher.losses == 1
+        assert reader._watcher.losses > lost
         # Well before its lease could end (4/5 of 60 s): the silence did it.
         assert waited < 20, waited
         assert reader.session.current_id(0) == session_id
@@ -276,7 +281,7 @@ def test_a_silent_watch_is_dropped_and_the_invalidate_returns(
 
 def test_a_sigstopped_holder_holds_invalidate_until_its_session_ends(
         daemon, clients, registry):
-    ttl = 2.0
+    ttl = 3.0  # renewed every second: a loaded machine keeps it alive
     writer = clients()
     publish(writer, registry, "k", b"v1")
     held, resumed = support.SPAWN.Event(), support.SPAWN.Event()
@@ -334,9 +339,10 @@ def test_when_the_daemon_is_away_only_what_a_break_dropped_is_served(
             for key in ("held", "voided"):
                 assert reader.read(registry, key).value == key.encode()
         writer.invalidate(registry, "voided")  # pushed: never served stale
+        lost = [r._watcher.losses for r in (tolerant, strict)]
         restartable_daemon.stop()
-        for reader in (tolerant, strict):
-            support.wait_until(lambda: reader._watcher.losses == 1,
+        for reader, before in zip((tolerant, strict), lost):
+            support.wait_until(lambda: reader._watcher.losses > before,
                                what="the watch to break")
         got = tolerant.get_or_create(registry, "held", never_called, 60)
         assert isinstance(got, dogpiled.StaleValue) and got.stale
@@ -386,8 +392,9 @@ def test_the_backend_serves_a_stale_value_while_the_daemon_is_away(
         region.set("k", "v1")
         reader = trusted(region.backend.conn.client)
         assert region.get("k") == "v1"
+        lost = reader._watcher.losses
         restartable_daemon.stop()
-        support.wait_until(lambda: reader._watcher.losses == 1,
+        support.wait_until(lambda: reader._watcher.losses > lost,
                            what="the watch to break")
         # Stamped soft-invalidated: expired for a plain get(), and served
         # stale by get_or_create, whose lock the daemon cannot grant.
