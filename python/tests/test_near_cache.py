@@ -403,3 +403,26 @@ def test_the_backend_serves_a_stale_value_while_the_daemon_is_away(
         assert region.get_or_create("k", never_called) == "v1"
     finally:
         region.backend.close()
+
+
+def test_a_lost_session_drops_everything_and_a_new_watch_follows(
+        daemon, clients, registry):
+    writer = clients()
+    publish(writer, registry, "k", b"v1")
+    reader = trusted(clients(near_cache_bytes=1 << 20))
+    old = reader.session.id
+    reader.read(registry, "k")
+    assert len(reader.near_cache) == 1
+    lost = reader._watcher.losses
+    with grpc.insecure_channel(daemon.address) as channel:
+        sessions_pb2_grpc.SessionsStub(channel).Close(
+            sessions_pb2.CloseRequest(session_id=old), timeout=5)
+    support.wait_until(lambda: reader._watcher.losses > lost,
+                       what="the reader to lose its watch")
+    assert len(reader.near_cache) == 0
+    trusted(reader)
+    assert reader.session.id != old
+    reader.read(registry, "k")
+    hits = reader.near_cache.hits
+    assert reader.read(registry, "k").value == b"v1"
+    assert reader.near_cache.hits == hits + 1
