@@ -7,10 +7,11 @@
 dogpile.cache users: configure a region with the "dogpiled" backend, see
 dogpiled.cache.
 """
-from dogpiled.client import Client
+from dogpiled.client import Client, Read
 from dogpiled.errors import (DogpiledError, LockTimeout, RoleLost,
                              SessionLost)
 from dogpiled.grants import LockGrant, Role
+from dogpiled.near_cache import StaleValue
 
-__all__ = ["Client", "DogpiledError", "LockGrant", "LockTimeout", "Role",
-           "RoleLost", "SessionLost"]
+__all__ = ["Client", "DogpiledError", "LockGrant", "LockTimeout", "Read",
+           "Role", "RoleLost", "SessionLost", "StaleValue"]

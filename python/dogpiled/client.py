@@ -1,4 +1,5 @@
 """A client of one dogpiled daemon: dogpile get-or-create and RW locks."""
+import collections
 import concurrent.futures
 import logging
 import random
@@ -10,7 +11,9 @@ import grpc
 from dogpiled import errors
 from dogpiled.channel import make_channel
 from dogpiled.grants import LockGrant, Role
+from dogpiled.near_cache import NearCache
 from dogpiled.session import Session
+from dogpiled.watch import Watcher
 from dogpiled.v1 import (admin_pb2, admin_pb2_grpc, dogpile_pb2,
                          dogpile_pb2_grpc, rwmutex_pb2, rwmutex_pb2_grpc)
 
@@ -28,6 +31,16 @@ RETRY_ATTEMPTS = 4
 RETRY_FIRST_PAUSE = 0.05
 
 _ids = random.SystemRandom()
+
+# Codes that mean the daemon could not be reached in time: a near-cached
+# value may then be served stale (max_stale_on_error).
+UNREACHABLE = (grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED)
+
+# What Client.read() returns; the fields of a PeekResponse, plus `stale`
+# (a near-cached value served because the daemon could not be reached).
+Read = collections.namedtuple(
+    "Read", "has_value value created_time is_expired stale")
 
 
 def new_request_id():
@@ -65,7 +78,19 @@ class Client:
     """A channel to one daemon and one session (opened on first use).
 
     Thread-safe: share one per process. Times are seconds; the daemon's
-    clock decides expiry. `token` is sent as "authorization: Bearer" for
+    clock decides expiry.
+
+    near_cache_bytes > 0 keeps FRESH values in process memory, up to that
+    many bytes (LRU; see dogpiled.near_cache for how entries are counted),
+    served without a round trip and kept coherent by a watch on the daemon
+    (docs/near-cache.md): get_or_create() and read() use it. 0, the
+    default, turns it off. max_stale_on_error (seconds, 0: off) lets those
+    calls, when the daemon cannot be reached, return a value the
+    near-cache dropped because its watch broke, up to that long past its
+    expiry, as a StaleValue (bytes with `stale` true); without it they
+    raise as usual. fail_open=True makes get_or_create(), when the daemon
+    cannot be reached and no stale value may be served, run the creator in
+    this process and return its value unstored, instead of raising. `token` is sent as "authorization: Bearer" for
     registries the daemon protects; tls_* are PEM files (see
     dogpiled.channel). close() (or leaving a `with` block) waits for
     background creators, then ends the session, which releases every grant
@@ -76,7 +101,8 @@ class Client:
                  on_session_lost=None, rpc_timeout=5.0, token=None,
                  tls=False, tls_ca=None, tls_cert=None, tls_key=None,
                  channel_options=(), background_workers=4,
-                 reopen_session=True):
+                 reopen_session=True, near_cache_bytes=0,
+                 max_stale_on_error=0.0, fail_open=False):
         self.address = address
         self._rpc_timeout = rpc_timeout
         # Registries the daemon protects with a token need it on every call.
@@ -95,6 +121,13 @@ class Client:
                                metadata=self._metadata,
                                reopen=reopen_session)
         self._workers = background_workers
+        self._fail_open = fail_open
+        self.near_cache = None
+        self._watcher = None
+        if near_cache_bytes:
+            self.near_cache = NearCache(near_cache_bytes, max_stale_on_error)
+            self._watcher = Watcher(self._dogpile, self.session,
+                                    self.near_cache, self._metadata)
         self._executor = None
         self._pending = set()
         self._pending_lock = threading.Lock()
@@ -109,7 +142,11 @@ class Client:
         self.drain(timeout)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+        if self._watcher is not None:
+            self._watcher.stop()
         self.session.close()
+        if self._watcher is not None:
+            self._watcher.join()
         self._channel.close()
 
     # --- Dogpile -----------------------------------------------------------
@@ -127,18 +164,40 @@ class Client:
         (parked on the daemon, no polling) for their value, or for the role
         if they give up; LockTimeout after `wait_timeout` seconds.
         `expire`: seconds a value stays fresh (None: forever).
+
+        With a near-cache, a value it holds that is fresh for `expire` comes
+        back without a round trip (not with early_refresh_beta, which the
+        daemon decides on each read); see the class docstring for
+        max_stale_on_error.
         """
         if expire is not None and expire <= 0:
             raise ValueError(f"expire: must be positive or None, got "
                              f"{expire!r}")
-        response, role = self.acquire(
-            registry, key,
-            expire_ms=0 if expire is None else max(1, round(expire * 1000)),
-            wait_timeout_ms=wait_ms(wait_timeout, "wait_timeout"),
-            creation_timeout_ms=(0 if creation_timeout is None else
-                                 wait_ms(creation_timeout,
-                                         "creation_timeout")),
-            early_refresh_beta=early_refresh_beta)
+        expire_ms = 0 if expire is None else max(1, round(expire * 1000))
+        near = self.near_cache if not early_refresh_beta else None
+        if near is not None:
+            hit = near.lookup(registry, key_bytes(key), expire_ms)
+            if hit is not None:
+                return hit.value
+        try:
+            response, role = self._acquire(
+                registry, key, near, expire_ms=expire_ms,
+                wait_timeout_ms=wait_ms(wait_timeout, "wait_timeout"),
+                creation_timeout_ms=(0 if creation_timeout is None else
+                                     wait_ms(creation_timeout,
+                                             "creation_timeout")),
+                early_refresh_beta=early_refresh_beta)
+        except errors.DogpiledError as e:
+            stale = self._stale_on_error(e, near, registry, key, expire_ms)
+            if stale is not None:
+                return stale
+            if not (self._fail_open and e.code in UNREACHABLE):
+                raise
+            # Every caller of the fleet may be doing the same: the dogpile
+            # this daemon exists to prevent, chosen by the application.
+            log.warning("dogpiled: %s/%s created locally (fail_open): %s",
+                        registry, key, e)
+            return _bytes_creator(creator, key)()
         if role is None:
             return response.value
         checked = _bytes_creator(creator, key)
@@ -151,13 +210,100 @@ class Client:
                 creation_timeout_ms=0, client_created_time=None,
                 early_refresh_beta=0.0):
         """The raw Acquire call: returns (AcquireResponse, Role or None).
-        See dogpile.proto for every field."""
+        See dogpile.proto for every field. Never served from, nor kept in,
+        the near-cache."""
+        return self._acquire(registry, key, None, expire_ms=expire_ms,
+                             wait_timeout_ms=wait_timeout_ms,
+                             creation_timeout_ms=creation_timeout_ms,
+                             client_created_time=client_created_time,
+                             early_refresh_beta=early_refresh_beta)
+
+    def read(self, registry, key):
+        """The stored value of `key` without waiting or taking a role, as a
+        Read (the fields of a PeekResponse, and `stale`).
+
+        Without a near-cache this is peek(). With one, a value it holds is
+        served from memory. A miss peeks; only a value that Peek finds
+        valid is read again with a tracked Acquire, whose FRESH answer the
+        near-cache keeps (two round trips, once per value). Acquire is not
+        sent for a missing or invalidated value because it would take the
+        creator role, in the way of real creators; if the value vanished
+        between the two calls, the role it got is abandoned at once.
+        """
+        if self.near_cache is None:
+            return self._read_of(self.peek(registry, key), False)
+        near, k = self.near_cache, key_bytes(key)
+        hit = near.lookup(registry, k, 0)
+        if hit is not None:
+            return Read(True, hit.value, hit.created_time, False, False)
+        try:
+            peeked = self.peek(registry, key)
+            if not peeked.has_value or peeked.is_expired:
+                near.forget(registry, k)
+                return self._read_of(peeked, False)
+            response, role = self._acquire(registry, key, near)
+        except errors.DogpiledError as e:
+            stale = self._stale_on_error(e, near, registry, key, 0)
+            if stale is None:
+                raise
+            return Read(True, stale, 0.0, True, True)
+        if role is not None:
+            try:
+                role.abandon("a read, not a creator")
+            except (errors.RoleLost, errors.SessionLost):
+                pass  # handed on already
+        return self._read_of(response, False)
+
+    @staticmethod
+    def _read_of(response, stale):
+        # Acquire with expire_ms 0 finds a value expired only when it was
+        # invalidated, as Peek does.
+        return Read(response.has_value, response.value,
+                    response.created_time, response.is_expired, stale)
+
+    def _stale_on_error(self, error, near, registry, key, expire_ms):
+        if near is None or error.code not in UNREACHABLE:
+            return None
+        stale = near.stale(registry, key_bytes(key), expire_ms)
+        if stale is not None:
+            log.warning("dogpiled: %s/%s served stale (%.3f s past its "
+                        "expiry): %s", registry, key, stale.stale_for, error)
+        return stale
+
+    def _acquire(self, registry, key, near, *, expire_ms=0,
+                 wait_timeout_ms=0, creation_timeout_ms=0,
+                 client_created_time=None, early_refresh_beta=0.0):
+        """Acquire, tracked for `near` (a NearCache, or None) when the
+        answer can be kept: not lock-only, no early refresh."""
+        k = key_bytes(key)
+        pending = None
+        if (near is not None and client_created_time is None
+                and not early_refresh_beta):
+            if not near.serviceable():
+                self._watcher.check()
+            pending = near.begin(registry, k)
+        try:
+            response, role = self._acquire_sent(
+                registry, key, pending is not None, expire_ms, wait_timeout_ms,
+                creation_timeout_ms, client_created_time, early_refresh_beta)
+            if pending is not None and response.outcome == FRESH:
+                near.complete(pending, response)
+            elif near is not None:
+                near.forget(registry, k)
+            return response, role
+        finally:
+            if near is not None:
+                near.end(pending)
+
+    def _acquire_sent(self, registry, key, near_cache, expire_ms,
+                      wait_timeout_ms, creation_timeout_ms,
+                      client_created_time, early_refresh_beta):
         def request(session_id):
             r = dogpile_pb2.AcquireRequest(
                 registry=registry, key=key_bytes(key), session_id=session_id,
                 expire_ms=expire_ms, wait_timeout_ms=wait_timeout_ms,
                 creation_timeout_ms=creation_timeout_ms,
-                early_refresh_beta=early_refresh_beta)
+                early_refresh_beta=early_refresh_beta, near_cache=near_cache)
             if client_created_time is not None:
                 r.client_created_time = client_created_time
             return r

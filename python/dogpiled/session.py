@@ -65,6 +65,12 @@ class Session:
         self._closed = False
         # Set to end the current KeepAlive stream (close, or id replaced).
         self._wake = threading.Event()
+        # Set to send a KeepAlive now (the near-cache's watch changed); _wake
+        # sets it too.
+        self._kick = threading.Event()
+        # The near-cache's watcher (dogpiled.watch.Watcher), if any: named in
+        # every KeepAlive and told of answers, renewals and losses.
+        self.watch_hooks = None
         # Notified when the deadline moves or the session closes.
         self._deadline_moved = threading.Condition(self._lock)
         self._reconnect = None  # see _keep_alive
@@ -87,6 +93,18 @@ class Session:
     def ttl(self):
         """The TTL the daemon granted, in seconds (0 before the first open)."""
         return self._granted_ttl_ms / 1000.0
+
+    def current_id(self, timeout):
+        """The live lease's id without opening one: waits up to `timeout`
+        for one to be open. 0 if none (or closed)."""
+        with self._lock:
+            if not self._id and not self._closed:
+                self._deadline_moved.wait(timeout)
+            return 0 if self._closed else self._id
+
+    def kick(self):
+        """Sends a KeepAlive now, naming the near-cache's watch."""
+        self._kick.set()
 
     def holds(self, session_id):
         """Raises SessionLost unless `session_id` is the current, live
@@ -112,8 +130,11 @@ class Session:
             self._lost_at = None
             self._lost_reason = reason
             self._wake.set()
+            self._kick.set()
             self._deadline_moved.notify_all()
         log.warning("dogpiled: session %d lost: %s", session_id, reason)
+        if self.watch_hooks is not None:  # stop serving before telling
+            self.watch_hooks.session_lost(session_id)
         if self._on_lost is not None:
             try:
                 self._on_lost(session_id, reason)
@@ -145,6 +166,7 @@ class Session:
             stream, thread = self._stream, self._thread
             watchdog = self._watchdog
             self._wake.set()
+            self._kick.set()
             self._deadline_moved.notify_all()
         if stream is not None:
             stream.cancel()
@@ -177,6 +199,8 @@ class Session:
         self._granted_ttl_ms = response.ttl_ms
         self._lost_at = sent + LOST_AFTER_TTL_FRACTION * response.ttl_ms / 1e3
         self._deadline_moved.notify_all()
+        if self.watch_hooks is not None:
+            self.watch_hooks.lease(self._id, self._lost_at)
         if self._thread is None:
             self._thread = threading.Thread(
                 target=self._keep_alive, name="dogpiled-keepalive",
@@ -196,6 +220,8 @@ class Session:
             if self._lost_at is None or deadline > self._lost_at:
                 self._lost_at = deadline
                 self._deadline_moved.notify_all()
+                if self.watch_hooks is not None:
+                    self.watch_hooks.lease(session_id, deadline)
 
     def _watch_deadline(self):
         """Declares the lease lost when its local deadline passes."""
@@ -213,10 +239,17 @@ class Session:
                       f"{self._granted_ttl_ms} ms")
 
     def _requests(self, session_id, period, sent):
+        hooks = self.watch_hooks
         while True:
-            sent.append(time.monotonic())
-            yield sessions_pb2.KeepAliveRequest(session_id=session_id)
-            if self._wake.wait(period):
+            # Cleared before naming the watch, so a change after this point
+            # sends another KeepAlive at once.
+            self._kick.clear()
+            named = hooks.named(session_id) if hooks else (0, None)
+            sent.append((time.monotonic(), named))
+            yield sessions_pb2.KeepAliveRequest(session_id=session_id,
+                                                watch_id=named[0])
+            self._kick.wait(period)
+            if self._wake.is_set():
                 return  # half-close: the stream ends and the loop moves on
 
     def _keep_alive(self):
@@ -238,17 +271,26 @@ class Session:
                 # Lost and not reopened yet: the next `id` reopens.
                 self._wake.wait(period)
                 continue
+            hooks = self.watch_hooks
             try:
                 for response in stream:
                     # Answers come in order: this one renewed the lease no
-                    # earlier than the oldest unanswered request was sent.
-                    self._renewed(session_id,
-                                  sent.popleft() if sent else time.monotonic(),
-                                  response.ttl_ms)
+                    # earlier than the oldest unanswered request was sent,
+                    # and answers the watch that request named.
+                    sent_at, named = (sent.popleft() if sent else
+                                      (time.monotonic(), (0, None)))
+                    self._renewed(session_id, sent_at, response.ttl_ms)
+                    if hooks is not None:
+                        hooks.answered(session_id, named,
+                                       response.watch_lost)
                     retry = 0.05
             except grpc.RpcError as e:
                 if self._closed:
                     return
+                if hooks is not None:
+                    # A new stream could be answered before requests of the
+                    # broken one still in flight: trust nothing across it.
+                    hooks.keep_alive_broken(session_id)
                 if e.code() == grpc.StatusCode.NOT_FOUND:
                     self.lost(session_id, f"keep-alive: {e.details()}")
                 elif e.code() != grpc.StatusCode.CANCELLED:

@@ -3,7 +3,6 @@
 Children are started with multiprocessing's "spawn" method (a fresh
 /usr/bin/python3: gRPC channels do not survive fork) and import this module.
 """
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -31,10 +30,12 @@ class DaemonError(RuntimeError):
     """The daemon binary is missing, or did not start."""
 
 
-def _die_with_parent():
-    # A pytest killed outright must not leave a daemon behind.
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+# A pytest killed outright must not leave a daemon behind: setpriv sets
+# PR_SET_PDEATHSIG and execs the daemon (same pid). Not a preexec_fn: that
+# runs Python in the forked child, where gRPC's client threads left its
+# mutexes mid-operation, and the child aborted now and then ("Mutex::Fer
+# with pending CondVar queueing") before it could exec.
+_DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "TERM"]
 
 
 class Daemon:
@@ -59,10 +60,10 @@ class Daemon:
         # with any other daemon on the machine.
         env = dict(os.environ, DOGPILED_METRICS_LISTEN="")
         self.proc = subprocess.Popen(
-            [DOGPILED_BIN, "--listen", self.listen, "--port-file",
-             port_file, "--state-dir", self.state_dir, *self.flags],
-            stdout=self.log, stderr=subprocess.STDOUT, env=env,
-            preexec_fn=_die_with_parent)
+            [*_DIE_WITH_PARENT, DOGPILED_BIN, "--listen", self.listen,
+             "--port-file", port_file, "--state-dir", self.state_dir,
+             *self.flags],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
         # The port file (written by rename, so whole) is the daemon's
         # "serving" signal.
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -6,7 +6,7 @@ import weakref
 
 from dogpile.cache.api import NO_VALUE, BytesBackend, CachedValue
 
-from dogpiled.client import wait_ms
+from dogpiled.client import UNREACHABLE, wait_ms
 from dogpiled.errors import DogpiledError, RoleLost, SessionLost
 from dogpiled.cache.connection import Connection, region_name_from_stack
 from dogpiled.cache.invalidation import mark_soft_invalidated
@@ -41,6 +41,15 @@ class DogpiledBackend(BytesBackend):
     - token: for a registry the daemon protects with a bearer token.
     - tls_ca, tls_cert, tls_key: PEM files for TLS (tls_ca alone) or
       mutual TLS (all three); tls=True uses the system's roots.
+    - near_cache_bytes: > 0 keeps values in process memory, up to that
+      many bytes, coherent with the daemon (docs/near-cache.md): get()
+      is then served from memory while the value is neither invalidated
+      nor replaced. 0 (the default) reads the daemon every time.
+    - max_stale_on_error: seconds (0: off). With a near-cache, when the
+      daemon cannot be reached, get() may return a value the near-cache
+      dropped because its watch broke, stamped soft-invalidated: dogpile
+      .cache then serves it as a stale value while it cannot take the
+      lock, and region.get() returns it only with ignore_expiration.
 
     Values are dogpile.cache's serialized bytes (pickle unless the region
     sets a serializer). get() and get_multi() read without locking; set()
@@ -75,16 +84,23 @@ class DogpiledBackend(BytesBackend):
             return mutex
 
     def get_serialized(self, key):
-        peeked = self.conn.client.peek(self.registry, key)
-        self._seen.created = {key: peeked.created_time}
-        return _value_of(peeked)
+        read = self.conn.client.read(self.registry, key)
+        self._seen.created = {key: read.created_time}
+        self._seen.stale = {key} if read.stale else set()
+        return _value_of(read)
 
     def get_serialized_multi(self, keys):
         if not keys:
             return []
-        peeked = self.conn.client.peek_many(self.registry, keys)
-        self._seen.created = {k: p.created_time for k, p in zip(keys, peeked)}
-        return [_value_of(p) for p in peeked]
+        client = self.conn.client
+        if client.near_cache is None:
+            reads = client.peek_many(self.registry, keys)
+        else:  # one by one: most come from memory
+            reads = [client.read(self.registry, k) for k in keys]
+        self._seen.created = {k: r.created_time for k, r in zip(keys, reads)}
+        self._seen.stale = {k for k, r in zip(keys, reads)
+                            if getattr(r, "stale", False)}
+        return [_value_of(r) for r in reads]
 
     # The object-level API, for callers that bypass the region's serializer
     # (proxies, tools): dogpile.cache's own "metadata|payload" format.
@@ -134,10 +150,18 @@ class DogpiledBackend(BytesBackend):
 
     def _take_role(self, key, expire_ms, wait_timeout_ms):
         seen = getattr(self._seen, "created", {}).get(key)
-        response, role = self.conn.client.acquire(
-            self.registry, key, expire_ms=expire_ms,
-            wait_timeout_ms=wait_timeout_ms,
-            creation_timeout_ms=self._creation_timeout_ms())
+        try:
+            response, role = self.conn.client.acquire(
+                self.registry, key, expire_ms=expire_ms,
+                wait_timeout_ms=wait_timeout_ms,
+                creation_timeout_ms=self._creation_timeout_ms())
+        except DogpiledError as e:
+            if (expire_ms < 0 and e.code in UNREACHABLE
+                    and key in getattr(self._seen, "stale", ())):
+                # dogpile.cache holds a stale value (max_stale_on_error)
+                # and asks whether it may create: no, so it serves that.
+                return None
+            raise
         if (role is not None and expire_ms < 0 and seen is not None
                 and response.has_value and response.created_time != seen):
             # dogpile.cache judged an older value expired; a creator has

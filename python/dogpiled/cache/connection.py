@@ -70,6 +70,8 @@ class Connection:
             "rpc_timeout": args.pop("rpc_timeout", 5.0),
             "token": args.pop("token", None),
             "channel_options": args.pop("channel_options", ()),
+            "near_cache_bytes": args.pop("near_cache_bytes", 0),
+            "max_stale_on_error": args.pop("max_stale_on_error", 0.0),
         }
         for tls in ("tls", "tls_ca", "tls_cert", "tls_key"):
             self._client_args[tls] = args.pop(tls, None)
