@@ -18,6 +18,7 @@ const char* ValueSourceName(ValueSource source) {
     case ValueSource::kStale: return "STALE";
     case ValueSource::kCreated: return "CREATED";
     case ValueSource::kWaited: return "WAITED";
+    case ValueSource::kCreatedOffline: return "CREATED_OFFLINE";
   }
   return "UNKNOWN";
 }

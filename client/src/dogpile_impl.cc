@@ -101,18 +101,23 @@ NearCache* DogpileImpl::UsableNearCache() const {
   return session_->near_cache();
 }
 
-// The daemon could not be reached: a near-cached value within
-// max_stale_on_error, marked stale, or the error.
-AcquireResult DogpileImpl::StaleOrThrow(const Status& error) const {
-  NearCache* near = UsableNearCache();
-  if (near != nullptr && (error.code() == StatusCode::kUnavailable ||
-                          error.code() == StatusCode::kDeadlineExceeded)) {
+AcquireResult DogpileImpl::Unreachable(const Status& error,
+                                       const Dogpile::Creator& creator) const {
+  if (error.code() != StatusCode::kUnavailable &&
+      error.code() != StatusCode::kDeadlineExceeded) {
+    throw Error(error);
+  }
+  if (NearCache* near = UsableNearCache()) {
     if (auto hit = near->LookupStale(registry_, key_,
                                      options_.expiretime.count(),
                                      std::chrono::steady_clock::now())) {
       return AcquireResult{std::move(hit->value), hit->created_time,
                            ValueSource::kStale};
     }
+  }
+  if (session_->client().options().fail_open) {
+    return AcquireResult{creator(), NowEpochSeconds(),
+                         ValueSource::kCreatedOffline};
   }
   throw Error(error);
 }
@@ -126,14 +131,14 @@ AcquireResult DogpileImpl::Acquire(const Dogpile::Creator& creator) {
     }
   }
   if (StatusOr<uint64_t> id = session_->UsableId(); !id.ok()) {
-    return StaleOrThrow(id.status());
+    return Unreachable(id.status(), creator);
   }
   const std::shared_ptr<Flight> flight = GetFlight(false);
   bool led = false;
   Flight::Result r =
       flight->Run([&] { return LeadAcquire(creator); }, &led);
   if (r.kind == Flight::Result::Kind::kError) {
-    return StaleOrThrow(r.error);
+    return Unreachable(r.error, creator);
   }
   if (!led && r.value.source == ValueSource::kCreated) {
     r.value.source = ValueSource::kWaited;

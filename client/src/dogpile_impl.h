@@ -59,7 +59,12 @@ class DogpileImpl final : public std::enable_shared_from_this<DogpileImpl> {
                               const TimeFn& async_create);
 
   StatusOr<Grant> CallAcquire(std::optional<double> client_created_time);
-  AcquireResult StaleOrThrow(const Status& error) const;
+  // The daemon could not answer the call that failed with `error`: a
+  // near-cached value
+  // within max_stale_on_error, else the creator's, run here (fail_open),
+  // else the error, thrown.
+  AcquireResult Unreachable(const Status& error,
+                            const Dogpile::Creator& creator) const;
   // Runs `make` in this thread and publishes; abandons and rethrows if it
   // throws.
   Flight::Result CreateNow(RoleId role, const std::function<Made()>& make);

@@ -283,6 +283,36 @@ TEST_F(NearCacheTest, ASilentWatchDropsEverythingAndStaleOnErrorIsOptIn) {
   EXPECT_EQ(strict_reader.acquire([] { return std::string("x"); }), "v1");
 }
 
+TEST_F(NearCacheTest, FailOpenRunsTheCreatorHereWhenTheDaemonIsUnreachable) {
+  ClientOptions options;
+  options.target = daemon_->target();
+  options.rpc_timeout = milliseconds(2000);  // as above
+  options.fail_open = true;
+  Client client(options);
+  SessionOptions long_lease;
+  long_lease.ttl = milliseconds(60'000);
+  Session session = std::move(Session::Open(client, long_lease)).value();
+  DogpileOptions no_wait = Fresh();
+  no_wait.wait_timeout = milliseconds(0);
+  Dogpile reader(session, "reg", "k", no_wait);
+  // Reachable: elected and published through the daemon, as always.
+  EXPECT_EQ(reader.acquire_result([] { return std::string("v1"); }).source,
+            ValueSource::kCreated);
+
+  daemon_->Signal(SIGSTOP);
+  int runs = 0;
+  AcquireResult r = reader.acquire_result([&] {
+    ++runs;
+    return std::string("local");
+  });
+  EXPECT_EQ(r.value, "local");
+  EXPECT_EQ(r.source, ValueSource::kCreatedOffline);
+  EXPECT_EQ(runs, 1);
+  daemon_->Signal(SIGCONT);
+  // Nothing was stored: the daemon still serves the value published before.
+  EXPECT_EQ(reader.acquire([] { return std::string("x"); }), "v1");
+}
+
 TEST_F(NearCacheTest, AHalfOpenWatchHoldsInvalidateOnlyUntilTheClientDrops) {
   Session writer_session = Open(*plain_);
   Publish(writer_session, "k", "v1");

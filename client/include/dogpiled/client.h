@@ -51,6 +51,14 @@ struct ClientOptions {
   // near-cache still has up to this long past its expiry, as
   // ValueSource::kStale, instead of failing. 0 (the default): fail.
   std::chrono::milliseconds max_stale_on_error{0};
+  // Opt-in: when the daemon cannot be reached and no stale value is allowed
+  // (above), Dogpile::acquire runs its creator in this process and returns
+  // the value as ValueSource::kCreatedOffline, storing nothing: every
+  // process may then run its creator at once (the dogpile the daemon
+  // exists to prevent), so choose it only where failing is worse. false
+  // (the default): acquire throws dogpiled::Error (UNAVAILABLE or
+  // DEADLINE_EXCEEDED). The Python SDK's Client(fail_open=True) is the same.
+  bool fail_open = false;
 };
 
 // The daemon's counters; see proto/dogpiled/v1/admin.proto for each field.

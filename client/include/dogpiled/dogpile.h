@@ -76,6 +76,9 @@ enum class ValueSource {
   kWaited,   // another thread of this process created it while this one
              // waited in-process (a wait parked on the daemon for another
              // process's creator answers kFresh)
+  kCreatedOffline,  // the daemon could not be reached and
+                    // ClientOptions::fail_open ran the creator here;
+                    // nothing was stored
 };
 DOGPILED_EXPORT const char* ValueSourceName(ValueSource source);
 
