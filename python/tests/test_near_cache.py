@@ -22,8 +22,13 @@ from dogpiled.v1 import dogpile_pb2_grpc, sessions_pb2, sessions_pb2_grpc
 from near_cache_children import Read, Write, incoherent_reads
 import near_cache_children
 
+# The daemon-side suite's proxy, borrowed. Its harness puts the build's stub
+# package (a "dogpiled" without .cache) first on sys.path; spawn children
+# inherit sys.path, so it is put back as it was once the import is done.
+_SYS_PATH = list(sys.path)
 sys.path.insert(0, os.path.join(REPO_DIR, "tests", "integration"))
 from test_hot_path import SwallowingProxy, stopped  # noqa: E402
+sys.path[:] = _SYS_PATH
 
 
 def acquires(client):
