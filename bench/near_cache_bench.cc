@@ -5,9 +5,12 @@
 //   2. Publish and Invalidate latency with `holders` near-caches (sessions)
 //      holding the key, against none holding it; each timed call returns
 //      only after every holder acked.
+// With --server-pid, the daemon's CPU per read and per timed call is
+// reported beside each figure (from /proc, so sampled at the kernel's tick:
+// meaningful over many calls, not one).
 // Prints one JSON object. Usage:
 //   near_cache_bench --target 127.0.0.1:7420 [--seconds 2] [--holders 100]
-//                    [--rounds 200]
+//                    [--rounds 200] [--server-pid PID]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -24,6 +27,7 @@
 #include "dogpiled/client.h"
 #include "dogpiled/dogpile.h"
 #include "dogpiled/session.h"
+#include "proc_stats.h"
 
 namespace {
 
@@ -44,11 +48,18 @@ dogpiled::DogpileOptions Expire(milliseconds expire) {
   return options;
 }
 
-double ReadsPerSecond(dogpiled::Session& session, double seconds) {
+struct Rate {
+  double per_s = 0;
+  double server_cpu_us = 0;  // per read
+};
+
+Rate ReadsPerSecond(dogpiled::Session& session, double seconds,
+                    int server_pid) {
   dogpiled::Dogpile reader(session, "bench", "hot", Expire(milliseconds(3'600'000)));
   const auto creator = [] { return std::string(64, 'v'); };
   reader.acquire(creator);
   uint64_t reads = 0;
+  const int64_t cpu0 = dogpiled::bench::CpuTimeNs(server_pid);
   const auto start = Clock::now();
   const auto end = start + std::chrono::duration<double>(seconds);
   while (Clock::now() < end) {
@@ -57,25 +68,43 @@ double ReadsPerSecond(dogpiled::Session& session, double seconds) {
     }
     reads += 64;
   }
-  return static_cast<double>(reads) /
-         std::chrono::duration<double>(Clock::now() - start).count();
+  const double elapsed =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  const int64_t cpu = dogpiled::bench::CpuTimeNs(server_pid) - cpu0;
+  return {static_cast<double>(reads) / elapsed,
+          server_pid == 0 ? 0.0 : static_cast<double>(cpu) / 1e3 / reads};
 }
 
-nlohmann::json Percentiles(std::vector<double> us) {
+// Latencies of one kind of timed call, and the daemon's CPU across them.
+struct Timed {
+  std::vector<double> us;
+  int64_t server_cpu_ns = 0;
+};
+
+nlohmann::json Percentiles(Timed timed, int server_pid) {
+  std::vector<double>& us = timed.us;
   std::sort(us.begin(), us.end());
   auto at = [&](double p) {
     return us[std::min(us.size() - 1, static_cast<size_t>(p * us.size()))];
   };
-  return {{"n", us.size()}, {"p50_us", at(0.5)}, {"p99_us", at(0.99)},
-          {"max_us", us.back()}};
+  nlohmann::json out = {{"n", us.size()}, {"p50_us", at(0.5)},
+                        {"p99_us", at(0.99)}, {"max_us", us.back()}};
+  if (server_pid != 0) {
+    out["server_cpu_us"] = static_cast<double>(timed.server_cpu_ns) / 1e3 /
+                           static_cast<double>(us.size());
+  }
+  return out;
 }
 
 template <typename Fn>
-double TimeUs(Fn fn) {
+void TimeInto(Timed& timed, int server_pid, Fn fn) {
+  const int64_t cpu0 = dogpiled::bench::CpuTimeNs(server_pid);
   const auto start = Clock::now();
   fn();
-  return std::chrono::duration<double, std::micro>(Clock::now() - start)
-      .count();
+  timed.us.push_back(
+      std::chrono::duration<double, std::micro>(Clock::now() - start)
+          .count());
+  timed.server_cpu_ns += dogpiled::bench::CpuTimeNs(server_pid) - cpu0;
 }
 
 }  // namespace
@@ -90,6 +119,9 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds);
   app.add_option("--holders", holders);
   app.add_option("--rounds", rounds);
+  int server_pid = 0;
+  app.add_option("--server-pid", server_pid,
+                 "the daemon's pid, to report its CPU per call");
   CLI11_PARSE(app, argc, argv);
 
   dogpiled::ClientOptions plain_options;
@@ -106,10 +138,15 @@ int main(int argc, char** argv) {
     while (!near_session.near_cache_stats().serving) {
       std::this_thread::sleep_for(milliseconds(1));  // the watch comes up
     }
-    const double rpc = ReadsPerSecond(rpc_session, seconds);
-    const double cached = ReadsPerSecond(near_session, seconds);
-    out["fresh_reads_per_s"] = {{"rpc", rpc}, {"near_cache", cached},
-                                {"ratio", cached / rpc}};
+    const Rate rpc = ReadsPerSecond(rpc_session, seconds, server_pid);
+    const Rate cached = ReadsPerSecond(near_session, seconds, server_pid);
+    out["fresh_reads_per_s"] = {{"rpc", rpc.per_s},
+                                {"near_cache", cached.per_s},
+                                {"ratio", cached.per_s / rpc.per_s}};
+    if (server_pid != 0) {
+      out["server_cpu_us_per_read"] = {{"rpc", rpc.server_cpu_us},
+                                       {"near_cache", cached.server_cpu_us}};
+    }
   }
 
   std::vector<dogpiled::Session> sessions;
@@ -136,21 +173,25 @@ int main(int argc, char** argv) {
   const auto publish = [&] {
     writer.acquire([&] { return "v" + std::to_string(++version); });
   };
-  std::vector<double> publish_none, publish_held, inv_none, inv_held;
+  const auto invalidate = [&] { plain.Invalidate("bench", "k", false); };
+  Timed publish_none, publish_held, inv_none, inv_held;
   for (int round = 0; round < rounds; ++round) {
-    publish_none.push_back(TimeUs(publish));  // the last Invalidate dropped all
+    // The last Invalidate dropped every copy.
+    TimeInto(publish_none, server_pid, publish);
     hold_all();
-    publish_held.push_back(TimeUs(publish));
+    TimeInto(publish_held, server_pid, publish);
     hold_all();
-    inv_held.push_back(TimeUs([&] { plain.Invalidate("bench", "k", false); }));
-    inv_none.push_back(TimeUs([&] { plain.Invalidate("bench", "k", false); }));
+    TimeInto(inv_held, server_pid, invalidate);
+    TimeInto(inv_none, server_pid, invalidate);
   }
   out["holders"] = holders;
   // Publish figures include the Acquire that elects the creator.
-  out["acquire_and_publish"] = {{"no_holder", Percentiles(publish_none)},
-                                {"holders", Percentiles(publish_held)}};
-  out["invalidate"] = {{"no_holder", Percentiles(inv_none)},
-                       {"holders", Percentiles(inv_held)}};
+  out["acquire_and_publish"] = {
+      {"no_holder", Percentiles(std::move(publish_none), server_pid)},
+      {"holders", Percentiles(std::move(publish_held), server_pid)}};
+  out["invalidate"] = {
+      {"no_holder", Percentiles(std::move(inv_none), server_pid)},
+      {"holders", Percentiles(std::move(inv_held), server_pid)}};
   std::cout << out.dump(2) << std::endl;
   return 0;
 }

@@ -219,7 +219,8 @@ def summary_rows(results):
                          "≥ 0.85× 1 key" if big else "",
                          _verdict(run["ops_per_sec"] >= 0.85 * base)
                          if big else "–"))
-    rows += _value_rows(results) + _slow_disk_rows(results)
+    rows += (_value_rows(results) + _slow_disk_rows(results)
+             + _near_cache_rows(results))
     return rows
 
 
@@ -268,6 +269,35 @@ def _slow_disk_rows(results):
                      "", f"{r['publishes']:,} publishes alongside",
                      "p99 < 5 ms, max < 50 ms",
                      _verdict(r["p99"] < 5 and r["max"] < 50)))
+    return rows
+
+
+def _near_cache_rows(results):
+    """Issue 12: reads in process, and what the holders cost a writer."""
+    r = results["scenarios"].get("near_cache", {}).get("dogpiled")
+    if not r or "error" in r:
+        return []
+    reads, cpu = r["fresh_reads_per_s"], r.get("server_cpu_us_per_read", {})
+    rows = [("near-cache: fresh reads of one key, one thread",
+             f"{reads['near_cache']:,.0f}/s, "
+             f"{cpu.get('near_cache', 0):,.2f} µs daemon CPU/read",
+             f"RPC reads {reads['rpc']:,.0f}/s, "
+             f"{cpu.get('rpc', 0):,.1f} µs CPU: "
+             f"{_big_ratio(reads['near_cache'], reads['rpc'])}", "",
+             "≥ 100× RPC", _verdict(reads["ratio"] >= 100))]
+    n = r["holders"]
+    for call, name in (("invalidate", "Invalidate"),
+                       ("acquire_and_publish", "Acquire + Publish")):
+        held, none = r[call]["holders"], r[call]["no_holder"]
+        rows.append((
+            f"near-cache: {name} with {n} holders, p50 / p99 (daemon CPU)",
+            f"{_us(held['p50_us'])} / {_us(held['p99_us'])} "
+            f"({_us(held.get('server_cpu_us', 0))})",
+            f"no holder {_us(none['p50_us'])} / {_us(none['p99_us'])} "
+            f"({_us(none.get('server_cpu_us', 0))})", "",
+            "p99 ≤ 2 ms with 100 holders" if call == "invalidate" else "",
+            _verdict(held["p99_us"] <= 2000) if call == "invalidate"
+            and n >= 100 else "–"))
     return rows
 
 
@@ -325,7 +355,15 @@ def _check_run(name, run):
     p = []
     if run.get("errors", 0):
         p.append(f"{run['errors']} errors, first: {run.get('first_error')}")
-    if name == "slow_disk":
+    if name == "near_cache":
+        reads = run.get("fresh_reads_per_s", {})
+        if not (reads.get("rpc", 0) > 0 and reads.get("near_cache", 0) > 0):
+            p.append("no read rates")
+        for call in ("invalidate", "acquire_and_publish"):
+            for held in ("holders", "no_holder"):
+                if not run.get(call, {}).get(held, {}).get("p99_us", 0) > 0:
+                    p.append(f"no {call} latency with {held}")
+    elif name == "slow_disk":
         if not run.get("reads", 0) > 0 or not run.get("publishes", 0) > 0:
             p.append("no reads or no publishes measured")
     elif name in ("ceiling", "fresh", "election", "scale", "values"):

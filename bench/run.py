@@ -40,16 +40,18 @@ MODES = {
                   parked=2000, scale=[1, 1000, 10000], handoff_sweep=[],
                   parked_rounds=1, value_rounds=1, value_seconds=0.5,
                   value_parked=200, slow_disk_seconds=0.5,
-                  slow_disk_fsync=["always"]),
+                  slow_disk_fsync=["always"], near_seconds=0.5,
+                  near_holders=10, near_rounds=20),
     "full": dict(seconds=5.0, warmup=1.0, rounds=5, concurrency=32,
                  connections=4, handoff_clients=8, stampede_clients=1000,
                  parked=10000, scale=[1, 1000, 1000000],
                  handoff_sweep=[2, 64], parked_rounds=9, value_rounds=3,
                  value_seconds=3.0, value_parked=1000, slow_disk_seconds=8.0,
-                 slow_disk_fsync=["always", "everysec"]),
+                 slow_disk_fsync=["always", "everysec"], near_seconds=2.0,
+                 near_holders=100, near_rounds=200),
 }
 SCENARIOS = ["ceiling", "fresh", "election", "handoff", "stampede", "parked",
-             "scale", "values", "parked_values", "slow_disk"]
+             "scale", "values", "parked_values", "slow_disk", "near_cache"]
 # Value sizes of the "values" sweep (issue 10): small, and large enough that
 # a copy per answer would show.
 VALUE_SIZES = [64, 65536]
@@ -306,6 +308,37 @@ def run_all(args, cfg, srv, runner, results):
                     f"{out[key]['publishes']} publishes"))
         sc["slow_disk"] = out
 
+    if "near_cache" in args.only:
+        # Issue 12: fresh reads in process against the RPC reads the same
+        # SDK makes (the baseline, measured in the same run), and Publish /
+        # Invalidate with holders that must all ack before the answer.
+        d = srv.dogpiled()
+        argv = [args.near_cache_bench, "--target", d.address,
+                "--server-pid", str(d.pid),
+                "--seconds", str(cfg["near_seconds"]),
+                "--holders", str(cfg["near_holders"]),
+                "--rounds", str(cfg["near_rounds"])]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True,
+                                  timeout=600)
+            if done.returncode != 0:
+                raise RuntimeError(" / ".join(
+                    done.stderr.strip().splitlines()[-3:])
+                    or f"exit {done.returncode}")
+            r = json.loads(done.stdout)
+            inv = r["invalidate"]["holders"]
+            runner.log(
+                f"near_cache reads {r['fresh_reads_per_s']['ratio']:,.0f}× "
+                f"RPC; Invalidate with {r['holders']} holders p50 "
+                f"{inv['p50_us'] / 1e3:.2f} ms p99 {inv['p99_us'] / 1e3:.2f} "
+                "ms")
+        except (OSError, subprocess.SubprocessError, RuntimeError,
+                ValueError, KeyError) as e:
+            runner.log(f"near_cache FAILED: {e}")
+            r = {"error": str(e)}
+        sc["near_cache"] = {"dogpiled": r}
+        srv.stop(d)
+
     if "scale" in args.only:
         # 10^6 entries take about 780 MB of the daemon's own accounting,
         # past the default 512 MiB budget, which would evict most of them:
@@ -326,6 +359,8 @@ def main():
     p.add_argument("--dogpiled", default=f"{build}/server/dogpiled")
     p.add_argument("--bench", default=f"{build}/bench/dogpiled_bench")
     p.add_argument("--noop", default=f"{build}/bench/bench_noop_server")
+    p.add_argument("--near-cache-bench",
+                   default=f"{build}/bench/near_cache_bench")
     p.add_argument("--out", default=os.path.join(build, "bench-results"))
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help="comma-separated subset of " + ",".join(SCENARIOS))
@@ -333,7 +368,7 @@ def main():
                    help="copy the table and plots into docs/benchmarks.md")
     args = p.parse_args()
     args.only = args.only.split(",")
-    for name in ("dogpiled", "bench", "noop", "out"):
+    for name in ("dogpiled", "bench", "noop", "near_cache_bench", "out"):
         setattr(args, name, os.path.abspath(getattr(args, name)))
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
