@@ -217,51 +217,25 @@ std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
   return args;
 }
 
-std::string Describe(const Config& c) {
-  const core::Limits& l = c.limits;
+std::string Describe(const CLI::App& app) {
+  // From the parsed options rather than the Config, so a new flag shows up
+  // here without a second list to keep in step.
   std::ostringstream out;
-  out << "config=" << (c.config_file.empty() ? "(none)" : c.config_file)
-      << " listen=" << c.listen << " state_dir=" << c.state_dir
-      << " port_file=" << c.port_file
-      << " metrics_listen=" << c.metrics_listen
-      << " metrics_port_file=" << c.metrics_port_file
-      << " log_level=" << c.log_level << " log_format=" << c.log_format
-      << " shutdown_grace_ms=" << c.shutdown_grace_ms << " fsync=" << c.fsync
-      << " compact_bytes=" << c.compact_bytes << " tls_cert=" << c.tls_cert
-      << " tls_key=" << c.tls_key << " tls_client_ca=" << c.tls_client_ca
-      << " registry_token_file=" << c.registry_token_file
-      << " admin_token_file=" << c.admin_token_file
-      << " max_streams_per_connection=" << c.max_streams_per_connection
-      << " max_answer_bytes_per_connection="
-      << c.max_answer_bytes_per_connection
-      << " max_answer_bytes=" << c.max_answer_bytes
-      << " grpc_memory_bytes=" << c.grpc_memory_bytes
-      << " grpc_max_threads=" << c.grpc_max_threads
-      << " keepalive_time_ms=" << c.keepalive_time_ms
-      << " keepalive_timeout_ms=" << c.keepalive_timeout_ms
-      << " max_connection_idle_ms=" << c.max_connection_idle_ms
-      << " max_sessions_per_client=" << l.max_sessions_per_client
-      << " default_ttl_ms=" << l.default_ttl_ms
-      << " min_ttl_ms=" << l.min_ttl_ms << " max_ttl_ms=" << l.max_ttl_ms
-      << " default_creation_timeout_ms=" << l.default_creation_timeout_ms
-      << " max_timeout_ms=" << l.max_timeout_ms
-      << " invalidation_horizon_ms=" << l.invalidation_horizon_ms
-      << " max_key_bytes=" << l.max_key_bytes
-      << " max_value_bytes=" << l.max_value_bytes
-      << " memory_budget_bytes=" << l.memory_budget_bytes
-      << " invalidation_memory_bytes=" << l.invalidation_memory_bytes
-      << " max_sessions=" << l.max_sessions
-      << " max_waiters=" << l.max_waiters
-      << " max_waiters_per_key=" << l.max_waiters_per_key
-      << " max_sessions_per_tenant=" << l.max_sessions_per_tenant
-      << " max_waiters_per_tenant=" << l.max_waiters_per_tenant
-      << " max_grants_per_tenant=" << l.max_grants_per_tenant
-      << " max_grants_per_session=" << l.max_grants_per_session
-      << " tenant_memory_bytes=" << l.tenant_memory_bytes
-      << " max_future_skew_ms=" << l.max_future_skew_ms
-      << " max_tracked_keys=" << l.max_tracked_keys
-      << " watch_heartbeat_ms=" << l.watch_heartbeat_ms
-      << " watch_ack_timeout_ms=" << l.watch_ack_timeout_ms;
+  const CLI::Option* file = app.get_config_ptr();
+  out << "config="
+      << (file != nullptr && file->count() > 0 ? file->as<std::string>()
+                                                : std::string("(none)"));
+  for (const CLI::Option* opt : app.get_options()) {
+    if (opt == file || opt->get_lnames().empty() ||
+        opt->get_lnames().front() == "help") {
+      continue;
+    }
+    std::string name = opt->get_lnames().front();
+    std::replace(name.begin(), name.end(), '-', '_');
+    // TakeLast: the value in force is the last one given.
+    out << ' ' << name << '='
+        << (opt->count() > 0 ? opt->results().back() : opt->get_default_str());
+  }
   return out.str();
 }
 

@@ -63,7 +63,8 @@ void AddFlags(CLI::App& app, Config& config);
 std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
                                              const char* const* argv);
 
-// One line with every setting, for the start-up log.
-std::string Describe(const Config& config);
+// One line with every setting in force after `app` parsed (name=value,
+// names with underscores), for the start-up log.
+std::string Describe(const CLI::App& app);
 
 }  // namespace dogpiled::daemon

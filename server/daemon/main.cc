@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", logging.message().c_str());
     return 2;
   }
-  spdlog::info("dogpiled starting: {}", dogpiled::daemon::Describe(config));
+  spdlog::info("dogpiled starting: {}", dogpiled::daemon::Describe(app));
   const int rc = dogpiled::daemon::RunDaemon(config);
   spdlog::shutdown();  // drains the asynchronous log
   return rc;
