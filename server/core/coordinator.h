@@ -252,8 +252,12 @@ class Coordinator {
       DP_REQUIRES(mu_);
   Token SoftInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
   Token HardInvalidToken(const Entry& entry) const DP_REQUIRES(mu_);
-  Status CheckCreator(Entry* entry, SessionId session, Token token)
-      DP_REQUIRES(mu_);
+  // The entry whose creator role `token` of `session` holds (a timed-out
+  // role normalized away first); else NOT_HOLDER, counted as a fencing
+  // rejection, and the entry collected if nothing else keeps it.
+  StatusOr<Entry*> HeldCreator(const std::string& registry,
+                               const std::string& key, SessionId session,
+                               Token token) DP_REQUIRES(mu_);
 
   // --- tenants and their quotas (tenants.cc) ---
   Tenant* GetTenant(const std::string& name) DP_REQUIRES(mu_);

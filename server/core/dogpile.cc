@@ -1,5 +1,6 @@
-// The dogpile rules: who gets FRESH, STALE, CREATE or waits; publishing,
-// abandoning, invalidating and peeking.
+// The dogpile rules: who gets FRESH, STALE, CREATE or waits, and the line
+// of waiters. What a creator does with its role, and Peek, are in
+// publish.cc.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -7,67 +8,13 @@
 #include <utility>
 
 #include "core/coordinator.h"
+#include "core/expiry.h"
 #include "core/errors.h"
 #include "core/op.h"
 #include "core/validation.h"
 
 namespace dogpiled::core {
 namespace {
-
-// expire_ms > 0: fresh for that long after created_time; 0: never expires;
-// < 0: always expired.
-bool IsExpired(double created_time, int64_t expire_ms, double now) {
-  if (expire_ms < 0) {
-    return true;
-  }
-  return expire_ms > 0 &&
-         now >= created_time + static_cast<double>(expire_ms) / 1000.0;
-}
-
-// Weight of the newest sample in the smoothed creation duration.
-constexpr double kCreationSmoothing = 0.3;
-
-Status CheckNames(const std::string& registry, const std::string& key,
-                  const Limits& limits) {
-  if (Status s = CheckRegistry(registry); !s.ok()) {
-    return s;
-  }
-  return CheckKey(key, limits);
-}
-
-Status CheckTimeout(int64_t value, const char* field, const Limits& limits) {
-  if (Status s = CheckNonNegative(value, field); !s.ok()) {
-    return s;
-  }
-  if (value > limits.max_timeout_ms) {
-    return FieldInvalid(field,
-                        "must be at most " +
-                            std::to_string(limits.max_timeout_ms),
-                        limits.max_timeout_ms);
-  }
-  return {};
-}
-
-// A time far in the future would keep a value FRESH for ever (and across
-// restarts): refuse what no honest clock skew explains.
-Status CheckNotFuture(double time, const char* field, const Limits& limits,
-                      double now) {
-  if (Status s = CheckFinite(time, field); !s.ok()) {
-    return s;
-  }
-  const double skew = static_cast<double>(limits.max_future_skew_ms) / 1000.0;
-  if (time > now + skew) {
-    return InvalidArgument(std::string(field) + ": " +
-                           std::to_string(time - now) +
-                           " s ahead of the daemon's clock, more than the " +
-                           "allowed skew of " +
-                           std::to_string(limits.max_future_skew_ms) + " ms")
-        .WithReason(std::string(reason::kTimeInFuture),
-                    {{"field", field},
-                     {"limit", std::to_string(limits.max_future_skew_ms)}});
-  }
-  return {};
-}
 
 Status CheckAcquire(const AcquireRequest& r, const Limits& limits,
                     double now) {
@@ -98,11 +45,6 @@ Status CheckAcquire(const AcquireRequest& r, const Limits& limits,
     return FieldInvalid("early_refresh_beta", "must not be negative");
   }
   return CheckNonNegative(r.max_stale_ms, "max_stale_ms");
-}
-
-// Milliseconds from `from` (epoch seconds) to `now`, never negative.
-int64_t MillisSince(double from, double now) {
-  return now > from ? std::llround((now - from) * 1000.0) : 0;
 }
 
 // Stale-if-error: a value too long past its expiry counts as absent.
@@ -290,17 +232,25 @@ void Coordinator::ServeDogpileLine(Entry& entry) {
   }
 }
 
-Status Coordinator::CheckCreator(Entry* entry, SessionId session,
-                                 Token token) {
+StatusOr<Entry*> Coordinator::HeldCreator(
+    const std::string& registry, const std::string& key, SessionId session,
+    Token token) {
+  Entry* entry = FindEntry(registry, key);
+  if (entry != nullptr) {
+    Normalize(*entry);  // a role that timed out is gone before the check
+  }
   if (entry == nullptr || !entry->creator || entry->creator->token != token ||
       entry->creator->session_id != session) {
+    if (entry != nullptr) {
+      MaybeCollect(entry);
+    }
     ++stats_.fencing_rejections;
     return NotHolder(token, "token: " + std::to_string(token) +
                                 " does not hold the creator role of this key "
                                 "(it timed out, was invalidated, or belongs "
                                 "to another session)");
   }
-  return {};
+  return entry;
 }
 
 uint64_t Coordinator::Acquire(const AcquireRequest& request,
@@ -380,178 +330,6 @@ void Coordinator::NoteFresh(const AcquireRequest& request,
     result.near_cache_watch_id =
         near_cache_->Track(request.session_id, request.registry, request.key);
   }
-}
-
-StatusOr<double> Coordinator::Publish(const PublishRequest& request,
-                                      AckWaitPtr* acks) {
-  // Hashed before the lock: it tells a retry (same value) from a second
-  // Publish with the same token.
-  const size_t value_hash = std::hash<std::string>()(request.value.str());
-  Op op(this);
-  if (shutting_down_) {
-    return ShuttingDown();
-  }
-  if (Status s = CheckNames(request.registry, request.key, limits_);
-      !s.ok()) {
-    return s;
-  }
-  if (request.value.size() > limits_.max_value_bytes) {
-    return ResourceExhausted("value: " + std::to_string(request.value.size()) +
-                             " bytes is over the limit of " +
-                             std::to_string(limits_.max_value_bytes))
-        .WithReason(std::string(reason::kValueTooLarge),
-                    {{std::string(kFieldKey), "value"},
-                     {std::string(kLimitKey),
-                      std::to_string(limits_.max_value_bytes)},
-                     {"size", std::to_string(request.value.size())}});
-  }
-  if (request.created_time) {
-    if (Status s = CheckNotFuture(*request.created_time, "created_time",
-                                  limits_, clock_->WallSeconds());
-        !s.ok()) {
-      return s;
-    }
-  }
-  if (FindSession(request.session_id) == nullptr) {
-    return SessionNotFound(request.session_id);
-  }
-  if (auto again = PublishedBefore(request, value_hash)) {
-    // A retry of an accepted Publish whose answer was lost: it answers once
-    // the drops the first one pushed are applied.
-    if (acks != nullptr && near_cache_ != nullptr) {
-      *acks = near_cache_->Invalidate(request.registry, request.key);
-    }
-    return *again;
-  }
-  Entry* entry = FindEntry(request.registry, request.key);
-  if (entry != nullptr) {
-    Normalize(*entry);
-  }
-  if (Status s = CheckCreator(entry, request.session_id, request.token);
-      !s.ok()) {
-    if (entry != nullptr) {
-      MaybeCollect(entry);
-    }
-    return s;
-  }
-  const Creator creator = *entry->creator;
-  const double created =
-      request.created_time.value_or(clock_->WallSeconds());
-  if (creator.lock_only) {
-    entry->lock_only_token = creator.token;
-    entry->lock_only_created_time = created;
-  } else {
-    Tenant* tenant = sessions_.at(request.session_id).tenant;
-    if (Status s = MakeRoom(*entry, request.value.size(), tenant); !s.ok()) {
-      return s;
-    }
-    StoreValue(*entry, request.value, created, creator.token, tenant);
-  }
-  RememberPublish(request, value_hash, created);
-  const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
-  entry->creation_ms =
-      entry->creation_ms
-          ? (1 - kCreationSmoothing) * *entry->creation_ms +
-                kCreationSmoothing * took
-          : took;
-  ReleaseCreator(*entry, /*published=*/true);
-  if (near_cache_ != nullptr) {
-    AckWaitPtr pushed = near_cache_->Invalidate(request.registry, request.key);
-    if (acks != nullptr) {
-      *acks = std::move(pushed);
-    }
-  }
-  entry->backoff_until_ms = 0;
-  ++stats_.publishes;
-  // Parked lock-only callers now hold a cache stamped `created`: they go and
-  // read it.
-  for (uint64_t id : entry->dogpile_line) {
-    Waiter& waiter = waiters_.at(id);
-    if (waiter.acquire.client_created_time) {
-      waiter.acquire.client_created_time = created;
-    }
-  }
-  ServeDogpileLine(*entry);
-  MaybeCollect(entry);
-  return created;
-}
-
-Status Coordinator::Abandon(const AbandonRequest& request) {
-  Op op(this);
-  if (shutting_down_) {
-    return ShuttingDown();
-  }
-  if (Status s = CheckNames(request.registry, request.key, limits_);
-      !s.ok()) {
-    return s;
-  }
-  if (Status s = CheckMaxBytes(request.reason, kMaxReasonBytes, "reason");
-      !s.ok()) {
-    return s;
-  }
-  if (Status s = CheckTimeout(request.retry_after_ms, "retry_after_ms",
-                              limits_);
-      !s.ok()) {
-    return s;
-  }
-  if (FindSession(request.session_id) == nullptr) {
-    return SessionNotFound(request.session_id);
-  }
-  Entry* entry = FindEntry(request.registry, request.key);
-  if (entry != nullptr) {
-    Normalize(*entry);
-  }
-  if (Status s = CheckCreator(entry, request.session_id, request.token);
-      !s.ok()) {
-    if (entry != nullptr) {
-      MaybeCollect(entry);
-    }
-    return s;
-  }
-  ReleaseCreator(*entry);
-  ++stats_.abandons;
-  if (request.retry_after_ms > 0) {
-    entry->backoff_until_ms = clock_->NowMs() + request.retry_after_ms;
-    timers_.Cancel(entry->backoff_timer);
-    entry->backoff_timer = timers_.Add(
-        entry->backoff_until_ms,
-        {TimerTarget::Kind::kBackoff, 0, request.registry, request.key});
-    AddDeadline(entry->backoff_until_ms);
-  }
-  ServeDogpileLine(*entry);
-  MaybeCollect(entry);
-  return {};
-}
-
-StatusOr<PeekResult> Coordinator::Peek(const std::string& registry,
-                                       const std::string& key,
-                                       int64_t expire_ms) {
-  Op op(this);
-  if (shutting_down_) {
-    return ShuttingDown();
-  }
-  if (Status s = CheckNames(registry, key, limits_); !s.ok()) {
-    return s;
-  }
-  PeekResult result;
-  Entry* entry = FindEntry(registry, key);
-  if (entry == nullptr) {
-    return result;
-  }
-  Normalize(*entry);
-  result.creating = entry->creator.has_value();
-  if (entry->has_value && entry->created_time > 0) {
-    result.has_value = true;
-    result.value = entry->value;
-    result.created_time = entry->created_time;
-    result.age_ms = MillisSince(entry->created_time, clock_->WallSeconds());
-    result.is_expired =
-        IsExpired(entry->created_time, expire_ms, clock_->WallSeconds()) ||
-        entry->value_token <= SoftInvalidToken(*entry);
-    TouchLru(*entry);
-  }
-  MaybeCollect(entry);
-  return result;
 }
 
 }  // namespace dogpiled::core

@@ -81,4 +81,44 @@ Status LimitReached(std::string message, std::string_view reason,
   return CapReached(reason, field, limit, std::move(message));
 }
 
+Status CheckNames(const std::string& registry, const std::string& key,
+                  const Limits& limits) {
+  if (Status s = CheckRegistry(registry); !s.ok()) {
+    return s;
+  }
+  return CheckKey(key, limits);
+}
+
+Status CheckTimeout(int64_t value, const char* field, const Limits& limits) {
+  if (Status s = CheckNonNegative(value, field); !s.ok()) {
+    return s;
+  }
+  if (value > limits.max_timeout_ms) {
+    return FieldInvalid(field,
+                        "must be at most " +
+                            std::to_string(limits.max_timeout_ms),
+                        limits.max_timeout_ms);
+  }
+  return {};
+}
+
+Status CheckNotFuture(double time, const char* field, const Limits& limits,
+                      double now) {
+  if (Status s = CheckFinite(time, field); !s.ok()) {
+    return s;
+  }
+  const double skew = static_cast<double>(limits.max_future_skew_ms) / 1000.0;
+  if (time > now + skew) {
+    return InvalidArgument(std::string(field) + ": " +
+                           std::to_string(time - now) +
+                           " s ahead of the daemon's clock, more than the " +
+                           "allowed skew of " +
+                           std::to_string(limits.max_future_skew_ms) + " ms")
+        .WithReason(std::string(reason::kTimeInFuture),
+                    {{"field", field},
+                     {"limit", std::to_string(limits.max_future_skew_ms)}});
+  }
+  return {};
+}
+
 }  // namespace dogpiled::core
