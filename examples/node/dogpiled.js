@@ -28,10 +28,12 @@ const definition = protoLoader.loadSync(
     LOAD_OPTIONS);
 const v1 = grpc.loadPackageDefinition(definition).dogpiled.v1;
 
-// google.rpc.Status and its details, from the google-proto-files package
-// (google.protobuf's own types are built into protobufjs).
-const GOOGLE_PROTOS = path.dirname(
-    require.resolve('google-proto-files/package.json'));
+// google.rpc.Status and its details, from Debian's
+// golang-github-gogo-googleapis-dev, as the C++ and Python builds use (an
+// npm copy would need a newer node than Debian's); google.protobuf's own
+// types are built into protobufjs.
+const GOOGLE_PROTOS = process.env.GOOGLEAPIS_PROTO_DIR ||
+    '/usr/share/gocode/src/github.com/gogo/googleapis';
 const rpcRoot = new protobuf.Root();
 rpcRoot.resolvePath = (origin, target) => path.join(GOOGLE_PROTOS, target);
 rpcRoot.loadSync(['google/rpc/status.proto', 'google/rpc/error_details.proto']);
