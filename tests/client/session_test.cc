@@ -19,6 +19,7 @@ namespace {
 
 using std::chrono::milliseconds;
 using testing::Daemon;
+using testing::Scaled;
 
 // Records the on_lost call, so tests wait for the event itself.
 class LossRecorder {
@@ -61,10 +62,10 @@ using SessionTest = testing::DaemonTest;
 
 TEST_F(SessionTest, OpenGrantsRequestedTtl) {
   SessionOptions options;
-  options.ttl = milliseconds(1500);
+  options.ttl = Scaled(milliseconds(1500));
   Session session = OpenSession(options);
   EXPECT_NE(session.id(), 0u);
-  EXPECT_EQ(session.ttl(), milliseconds(1500));
+  EXPECT_EQ(session.ttl(), Scaled(milliseconds(1500)));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(testing::GetStatsOrDie(*client_).sessions, 1u);
 }
@@ -95,14 +96,15 @@ TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
   // local deadline (4/5 of the TTL), which a starved process misses: under
   // TSan beside CPU hogs one renewal came back 470 ms late with a 1 s TTL,
   // and with 2 s one missed by more when a benchmark shared the two cores.
-  // A 4 s TTL leaves 2.6 s for one renewal's round trip.
-  options.ttl = milliseconds(4000);
+  // A 4 s TTL leaves 2.6 s for one renewal's round trip; a cold TSan run
+  // beside two container builds needed more, hence Scaled.
+  options.ttl = Scaled(milliseconds(4000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
   // Time passing is the point here: two and a half TTLs (seven renewals)
   // without any call of ours; without renewals the daemon would end it.
-  std::this_thread::sleep_for(milliseconds(10000));
+  std::this_thread::sleep_for(Scaled(milliseconds(10000)));
   EXPECT_EQ(session.state(), SessionState::kAlive);
   EXPECT_EQ(loss.calls(), 0);
   const Stats stats = testing::GetStatsOrDie(*client_);
@@ -112,14 +114,14 @@ TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
 
 TEST_F(SessionTest, LossIsReportedWithinTheTtl) {
   SessionOptions options;
-  options.ttl = milliseconds(1000);
+  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
   const auto killed = std::chrono::steady_clock::now();
   daemon_->Signal(SIGKILL);
-  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
-  EXPECT_LT(loss.at() - killed, milliseconds(1000));
+  ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
+  EXPECT_LT(loss.at() - killed, Scaled(milliseconds(1000)));
   EXPECT_EQ(session.state(), SessionState::kLost);
   EXPECT_FALSE(session.loss_reason().ok());
   EXPECT_EQ(loss.calls(), 1);
@@ -127,21 +129,21 @@ TEST_F(SessionTest, LossIsReportedWithinTheTtl) {
 
 TEST_F(SessionTest, LossIsReportedWhenTheDaemonStopsAnswering) {
   SessionOptions options;
-  options.ttl = milliseconds(1000);
+  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
   const auto stopped = std::chrono::steady_clock::now();
   daemon_->Signal(SIGSTOP);  // the stream stays open but goes silent
-  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
-  EXPECT_LT(loss.at() - stopped, milliseconds(1000));
+  ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
+  EXPECT_LT(loss.at() - stopped, Scaled(milliseconds(1000)));
   EXPECT_EQ(session.state(), SessionState::kLost);
   daemon_->Signal(SIGCONT);
 }
 
 TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
   SessionOptions options;
-  options.ttl = milliseconds(5000);
+  options.ttl = Scaled(milliseconds(5000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
@@ -151,8 +153,8 @@ TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
   daemon_->Signal(SIGKILL);
   daemon_ = Daemon::Start({}, listen);
   const auto restarted = std::chrono::steady_clock::now();
-  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
-  EXPECT_LT(loss.at() - restarted, milliseconds(3000));
+  ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
+  EXPECT_LT(loss.at() - restarted, Scaled(milliseconds(3000)));
   EXPECT_EQ(loss.status().code(), StatusCode::kNotFound);
 }
 
@@ -164,7 +166,7 @@ TEST_F(SessionTest, CallsOnALostSessionFailWithNotFoundWithoutReopen) {
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
   daemon_->Signal(SIGKILL);
-  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
   Dogpile dogpile(session, "reg", "key");
   try {
     dogpile.acquire([] { return std::string("v"); });
@@ -176,7 +178,7 @@ TEST_F(SessionTest, CallsOnALostSessionFailWithNotFoundWithoutReopen) {
 
 TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
   SessionOptions options;
-  options.ttl = milliseconds(2000);
+  options.ttl = Scaled(milliseconds(2000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
@@ -188,7 +190,7 @@ TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
   const std::string listen = daemon_->target();
   daemon_->Signal(SIGKILL);
   daemon_ = Daemon::Start({}, listen);
-  ASSERT_TRUE(loss.WaitFor(milliseconds(5000)));
+  ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
   // NOT_FOUND from the restarted daemon, or UNAVAILABLE if the restart
   // outlasted the local lease deadline (a slow machine, TSan).
   const StatusCode lost = loss.status().code();
@@ -211,7 +213,7 @@ TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
 
 TEST_F(SessionTest, RoleOfALostLeaseIsNeverPublishedThroughTheNext) {
   SessionOptions options;
-  options.ttl = milliseconds(1000);
+  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
   options.on_lost = loss.Callback();
   Session session = OpenSession(options);
@@ -220,7 +222,7 @@ TEST_F(SessionTest, RoleOfALostLeaseIsNeverPublishedThroughTheNext) {
   // the local deadline while the daemon may still hold it.
   const AcquireResult got = dogpile.acquire_result([&] {
     daemon_->Signal(SIGSTOP);
-    EXPECT_TRUE(loss.WaitFor(milliseconds(5000)));
+    EXPECT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
     daemon_->Signal(SIGCONT);
     return std::string("made while lost");
   });

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -11,6 +12,20 @@
 #include "dogpiled/client.h"
 
 namespace dogpiled::testing {
+
+// Lease lengths and the waits that go with them, times
+// DOGPILED_TEST_TIME_SCALE (default 1). These tests check what a lease does
+// in real time, and a renewal must make its round trip within the lease's
+// local deadline: scripts/sanitize.sh sets 3 for TSan, which slows every
+// call several times over on top of whatever else loads the machine. The
+// assertions stay the same; only the clock they run against is slower.
+inline std::chrono::milliseconds Scaled(std::chrono::milliseconds t) {
+  const char* env = std::getenv("DOGPILED_TEST_TIME_SCALE");
+  const double scale = env != nullptr ? std::atof(env) : 1.0;
+  return scale > 1.0 ? std::chrono::milliseconds(static_cast<int64_t>(
+                           static_cast<double>(t.count()) * scale))
+                     : t;
+}
 
 // A one-shot event between test threads (like absl::Notification).
 class Notification {
