@@ -138,6 +138,13 @@ void Daemon::Signal(int signal) {
     return;
   }
   kill(pid_, signal);
+  if (signal == SIGSTOP) {
+    // kill() returns before the stop takes effect: a call sent at once could
+    // still be answered by a thread running on the other core. The daemon is
+    // our child, so waitpid reports the moment it is stopped.
+    int status = 0;
+    waitpid(pid_, &status, WUNTRACED);
+  }
   if (signal == SIGKILL || signal == SIGTERM) {
     int status = 0;
     waitpid(pid_, &status, 0);

@@ -31,7 +31,8 @@ class Daemon {
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
 
-  // Sends `signal`; for SIGKILL/SIGTERM also waits for the process to end.
+  // Sends `signal`; for SIGKILL/SIGTERM also waits for the process to end,
+  // for SIGSTOP until it is stopped.
   void Signal(int signal);
 
  private:
