@@ -24,12 +24,6 @@ SteadyTime LostAt(SteadyTime renewed, milliseconds ttl) {
   return renewed + ttl - ttl / 5;
 }
 
-constexpr milliseconds kMinBackoff{20};
-
-// A watch not heard from (event or heartbeat) for this many heartbeat
-// intervals counts as broken.
-constexpr int kMissedHeartbeats = 3;
-
 }  // namespace
 
 SessionImpl::SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
@@ -185,14 +179,6 @@ void SessionImpl::LoseLocked(Status reason) {
   wake_.notify_all();
 }
 
-void SessionImpl::DropNearCacheLocked() {
-  near_cache_->DropAll();
-  watch_broken_ = true;  // never trusted again: a new one is opened
-  watch_candidate_ = 0;
-  renew_at_ = Clock::now();  // tell the daemon at once (watch id 0)
-  wake_.notify_all();
-}
-
 void SessionImpl::OnRenewed(SteadyTime sent, milliseconds ttl,
                             uint64_t watch_id, bool watch_lost) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -219,64 +205,6 @@ void SessionImpl::OnRenewed(SteadyTime sent, milliseconds ttl,
     }
   }
   wake_.notify_all();
-}
-
-void SessionImpl::OnSubscribed(uint64_t watch_id, milliseconds heartbeat) {
-  std::lock_guard<std::mutex> lock(mu_);
-  watch_candidate_ = watch_id;
-  if (heartbeat.count() > 0) {
-    heartbeat_ = heartbeat;
-  }
-  renew_at_ = Clock::now();  // a KeepAlive naming it makes it trusted
-  wake_.notify_all();
-}
-
-void SessionImpl::OnHeard() {
-  std::lock_guard<std::mutex> lock(mu_);
-  heard_until_ = Clock::now() + kMissedHeartbeats * heartbeat_;
-  near_cache_->HeardUntil(heard_until_);
-  // No wake-up: the thread looks again at the old deadline and sees the
-  // new one (one event per push would otherwise wake it each time).
-}
-
-void SessionImpl::OnWatchBroken() {
-  std::lock_guard<std::mutex> lock(mu_);
-  DropNearCacheLocked();
-}
-
-void SessionImpl::KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
-                            std::unique_ptr<WatchCall>& call) {
-  const SteadyTime now = Clock::now();
-  if (call && !watch_broken_ && now >= heard_until_) {
-    DropNearCacheLocked();  // silent: as good as broken
-  }
-  if (call && watch_broken_) {
-    EndWatch(lock, call);
-    watch_retry_at_ = Clock::now() + kMinBackoff;
-    return;
-  }
-  if (!call && now >= watch_retry_at_) {
-    watch_broken_ = false;
-    watch_candidate_ = 0;
-    heard_until_ = now + kMissedHeartbeats * heartbeat_;
-    lock.unlock();
-    call = std::make_unique<WatchCall>(*client_, id, near_cache_.get(), this);
-    lock.lock();
-  }
-}
-
-void SessionImpl::EndWatch(std::unique_lock<std::mutex>& lock,
-                           std::unique_ptr<WatchCall>& call) {
-  if (!call) {
-    return;
-  }
-  lock.unlock();
-  call->Cancel();
-  call->Release();
-  call->AwaitDone();
-  call.reset();
-  lock.lock();
-  near_cache_->DropAll();
 }
 
 void SessionImpl::OnBroken() {

@@ -23,6 +23,9 @@
 
 namespace dogpiled::internal {
 
+// The first wait before retrying a broken KeepAlive or watch.
+inline constexpr std::chrono::milliseconds kMinBackoff{20};
+
 class SessionImpl final : public KeepAliveCall::Listener,
                           public WatchCall::Listener,
                           public std::enable_shared_from_this<SessionImpl> {
