@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "daemon_test.h"
 #include "dogpiled/client.h"
@@ -58,7 +59,18 @@ class LossRecorder {
   std::chrono::steady_clock::time_point at_;
 };
 
-using SessionTest = testing::DaemonTest;
+class SessionTest : public testing::DaemonTest {
+ protected:
+  // A session whose loss `loss` records.
+  Session OpenRecordingLoss(milliseconds ttl, LossRecorder& loss,
+                            bool reopen = true) {
+    SessionOptions options;
+    options.ttl = ttl;
+    options.reopen = reopen;
+    options.on_lost = loss.Callback();
+    return OpenSession(std::move(options));
+  }
+};
 
 TEST_F(SessionTest, OpenGrantsRequestedTtl) {
   SessionOptions options;
@@ -91,17 +103,14 @@ TEST_F(SessionTest, UnreachableDaemonIsUnavailable) {
 }
 
 TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
-  SessionOptions options;
   // Renewals go out every third of the TTL and must be answered within the
   // local deadline (4/5 of the TTL), which a starved process misses: under
   // TSan beside CPU hogs one renewal came back 470 ms late with a 1 s TTL,
   // and with 2 s one missed by more when a benchmark shared the two cores.
   // A 4 s TTL leaves 2.6 s for one renewal's round trip; a cold TSan run
   // beside two container builds needed more, hence Scaled.
-  options.ttl = Scaled(milliseconds(4000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(4000)), loss);
   // Time passing is the point here: two and a half TTLs (seven renewals)
   // without any call of ours; without renewals the daemon would end it.
   std::this_thread::sleep_for(Scaled(milliseconds(10000)));
@@ -113,11 +122,8 @@ TEST_F(SessionTest, KeepAliveOutlivesManyTtls) {
 }
 
 TEST_F(SessionTest, LossIsReportedWithinTheTtl) {
-  SessionOptions options;
-  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(1000)), loss);
   const auto killed = std::chrono::steady_clock::now();
   daemon_->Signal(SIGKILL);
   ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
@@ -128,11 +134,8 @@ TEST_F(SessionTest, LossIsReportedWithinTheTtl) {
 }
 
 TEST_F(SessionTest, LossIsReportedWhenTheDaemonStopsAnswering) {
-  SessionOptions options;
-  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(1000)), loss);
   const auto stopped = std::chrono::steady_clock::now();
   daemon_->Signal(SIGSTOP);  // the stream stays open but goes silent
   ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
@@ -142,11 +145,8 @@ TEST_F(SessionTest, LossIsReportedWhenTheDaemonStopsAnswering) {
 }
 
 TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
-  SessionOptions options;
-  options.ttl = Scaled(milliseconds(5000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(5000)), loss);
   // A restarted daemon on the same port knows nothing of the session: the
   // reopened stream gets NOT_FOUND, long before the TTL would run out.
   const std::string listen = daemon_->target();
@@ -159,12 +159,8 @@ TEST_F(SessionTest, ForgottenSessionIsLostAtOnce) {
 }
 
 TEST_F(SessionTest, CallsOnALostSessionFailWithNotFoundWithoutReopen) {
-  SessionOptions options;
-  options.ttl = milliseconds(500);
-  options.reopen = false;
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(milliseconds(500), loss, /*reopen=*/false);
   daemon_->Signal(SIGKILL);
   ASSERT_TRUE(loss.WaitFor(Scaled(milliseconds(5000))));
   Dogpile dogpile(session, "reg", "key");
@@ -177,11 +173,8 @@ TEST_F(SessionTest, CallsOnALostSessionFailWithNotFoundWithoutReopen) {
 }
 
 TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
-  SessionOptions options;
-  options.ttl = Scaled(milliseconds(2000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(2000)), loss);
   const uint64_t first = session.id();
   Dogpile dogpile(session, "reg", "value");
   ReadWriteMutex mutex(session, "reg", "lock");
@@ -212,11 +205,8 @@ TEST_F(SessionTest, LostSessionIsReopenedAndObjectsKeepWorking) {
 }
 
 TEST_F(SessionTest, RoleOfALostLeaseIsNeverPublishedThroughTheNext) {
-  SessionOptions options;
-  options.ttl = Scaled(milliseconds(1000));
   LossRecorder loss;
-  options.on_lost = loss.Callback();
-  Session session = OpenSession(options);
+  Session session = OpenRecordingLoss(Scaled(milliseconds(1000)), loss);
   Dogpile dogpile(session, "reg", "key");
   // The daemon goes silent while this caller creates: the lease is lost by
   // the local deadline while the daemon may still hold it.
