@@ -116,9 +116,13 @@ class SwallowingProxy {
 class NearCacheTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    daemon_ = testing::Daemon::Start({"--watch-heartbeat-ms", "100"});
+    daemon_ = testing::Daemon::Start(
+        {"--watch-heartbeat-ms", std::to_string(HeartbeatMs())});
     plain_ = std::make_unique<Client>(daemon_->target());
   }
+
+  // Short, so that the tests of a silent or half-open watch end quickly.
+  virtual int64_t HeartbeatMs() const { return 100; }
 
   std::unique_ptr<Client> NearClient(
       uint64_t bytes = kNearCacheBytes,
@@ -168,7 +172,18 @@ class NearCacheTest : public ::testing::Test {
   std::unique_ptr<Client> plain_;
 };
 
-TEST_F(NearCacheTest, FreshReadsAreServedFromMemory) {
+// For tests that count the reads served from memory. A watch is dropped
+// after three heartbeats of silence, and a starved process can miss three
+// of 100 ms: in a fresh-container CI run (TSan beside a CPU hog) 180 of
+// 1,000 reads went to the daemon while the watch was replaced.
+class NearCacheSteadyTest : public NearCacheTest {
+ protected:
+  int64_t HeartbeatMs() const override {
+    return testing::Scaled(milliseconds(1000)).count();
+  }
+};
+
+TEST_F(NearCacheSteadyTest, FreshReadsAreServedFromMemory) {
   Session writer_session = Open(*plain_);
   Publish(writer_session, "k", "v1");
   auto client = NearClient();
@@ -210,7 +225,7 @@ TEST_F(NearCacheTest, InvalidateAndPublishAreSeenOnceTheyReturn) {
   EXPECT_EQ(reader.acquire([] { return std::string("v4"); }), "v4");
 }
 
-TEST_F(NearCacheTest, TheByteBoundEvictsLeastRecentlyUsed) {
+TEST_F(NearCacheSteadyTest, TheByteBoundEvictsLeastRecentlyUsed) {
   Session writer_session = Open(*plain_);
   const std::string big(1000, 'x');
   for (int i = 0; i < 10; ++i) {
