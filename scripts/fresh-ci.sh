@@ -78,7 +78,11 @@ for run in $(seq 1 "$RUNS"); do
   start=$SECONDS
   CID=$(podman run -d --network=host -v "$src:/src" "${CA_ARGS[@]}" "${CACHE_ARGS[@]}" \
     debian:bookworm bash -c 'cd /src && CI=true bash .ci/run')
-  rc=$(podman wait "$CID")
+  # In the background and waited for, so that INT/TERM run the traps (and
+  # remove the container) at once instead of after the whole run.
+  podman wait "$CID" > "$WORK/rc" &
+  wait $!
+  rc=$(cat "$WORK/rc")
   podman logs "$CID" > "$OUT/run-$run.log" 2>&1
   podman rm -f -t 0 "$CID" >/dev/null 2>&1 || true
   CID=""
