@@ -1,5 +1,8 @@
 // Restoring durable state at start-up and exporting it for snapshots.
 #include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/coordinator.h"
@@ -28,6 +31,19 @@ void Coordinator::Restore(const PersistedState& state) {
   replaying_ = true;
   const int64_t now_ms = clock_->NowMs();
   const double now_wall = clock_->WallSeconds();
+  // Marks past the horizon are not restored, so neither is any value they
+  // voided: a value is never served FRESH again after an invalidation of
+  // it was acknowledged, however long the daemon was down.
+  std::map<std::pair<std::string, std::string>, Token> forgotten;
+  auto voided = [&](const PersistedValue& v) {
+    for (const std::string& key : {v.key, std::string()}) {
+      auto it = forgotten.find({v.registry, key});
+      if (it != forgotten.end() && v.token <= it->second) {
+        return true;
+      }
+    }
+    return false;
+  };
   for (const PersistedInvalidation& inv : state.invalidations) {
     const int64_t left =
         limits_.invalidation_horizon_ms -
@@ -39,7 +55,12 @@ void Coordinator::Restore(const PersistedState& state) {
                         {});
       continue;
     }
-    if (left <= 0 || !CheckRegistry(inv.registry).ok() ||
+    if (left <= 0) {
+      Token& mark = forgotten[{inv.registry, inv.key}];
+      mark = std::max(mark, inv.mark);
+      continue;
+    }
+    if (!CheckRegistry(inv.registry).ok() ||
         !CheckKeyOrEmpty(inv.key, limits_).ok()) {
       continue;
     }
@@ -71,7 +92,8 @@ void Coordinator::Restore(const PersistedState& state) {
     const PersistedValue& v = *it;
     last_token_ = std::max(last_token_, v.token);
     const uint64_t cost = v.value.size() + EntryCost(v.key);
-    if (!CheckRegistry(v.registry).ok() || !CheckKey(v.key, limits_).ok() ||
+    if (voided(v) || !CheckRegistry(v.registry).ok() ||
+        !CheckKey(v.key, limits_).ok() ||
         v.value.size() > limits_.max_value_bytes || cost > room ||
         !(v.created_time <=
           now_wall + static_cast<double>(limits_.max_future_skew_ms) / 1000)) {
@@ -112,9 +134,19 @@ PersistedState Coordinator::Export(const std::function<void()>& at_instant) {
   }
   // Least recently used first, as Restore expects. Values are shared, not
   // copied: this lock is held for pointer copies only.
+  // A value voided by a mark that is not exported (past the horizon, but
+  // still in memory while its entry or registry lives) stays behind: once
+  // restored without its mark it would be FRESH again.
+  auto voided_unexported = [now](const Invalidation& inv, Token token) {
+    return inv.remember_until_ms <= now && token <= inv.soft_token;
+  };
   state.values.reserve(lru_.size());
   for (auto it = lru_.rbegin(); it != lru_.rend(); ++it) {
     const Entry& entry = **it;
+    if (voided_unexported(entry.invalidation, entry.value_token) ||
+        voided_unexported(entry.registry->invalidation, entry.value_token)) {
+      continue;
+    }
     state.values.push_back({entry.registry->name, entry.key, entry.value,
                             entry.created_time, entry.value_token});
   }

@@ -45,8 +45,9 @@ class PersistenceTest : public CoreTest {
     core_ = std::make_unique<Coordinator>(options);
   }
   // A "restarted" daemon: new Coordinator, same clock, restored state.
-  void Restart(const PersistedState& state) {
+  void Restart(const PersistedState& state, const Limits& limits = {}) {
     CoordinatorOptions options;
+    options.limits = limits;
     options.clock = &clock_;
     options.first_token = 100;  // the token file would be higher; see below
     core_ = std::make_unique<Coordinator>(options);
@@ -150,6 +151,43 @@ TEST_F(PersistenceTest, ExpiredInvalidationsAreNotRestored) {
   Make(limits);
   core_->Restore(state);  // 6 s after the invalidation: past its horizon
   EXPECT_EQ(core_->GetStats().entries, 0u);
+}
+
+TEST_F(PersistenceTest, AValueVoidedByAMarkPastTheHorizonIsNotRestored) {
+  // The log holds a never-expiring value and, after it, an invalidation;
+  // the daemon stays down past the horizon. The mark is not restored, and
+  // the value must not come back FRESH without it.
+  Limits limits;
+  limits.invalidation_horizon_ms = 1000;
+  MakeJournaled(limits);
+  SessionId a = Open();
+  ASSERT_TRUE(Publish(a, Now(Req(a, "k", 0)).token, "old").ok());
+  ASSERT_TRUE(Invalidate("k", false).ok());
+  clock_.AdvanceMs(5000);
+  Restart(journal_.state, limits);
+  AcquireResult r = Now(Req(Open(), "k", 0));
+  EXPECT_EQ(r.outcome, Outcome::kCreate);
+  EXPECT_FALSE(r.has_value);
+}
+
+TEST_F(PersistenceTest, ExportLeavesOutWhatAMarkPastTheHorizonVoided) {
+  // In memory the entry keeps its mark as long as it keeps the value; the
+  // export (a snapshot) leaves the mark out past the horizon, so it must
+  // leave the value out too.
+  Limits limits;
+  limits.invalidation_horizon_ms = 1000;
+  MakeJournaled(limits);
+  SessionId a = Open();
+  ASSERT_TRUE(Publish(a, Now(Req(a, "k", 0)).token, "old").ok());
+  ASSERT_TRUE(Publish(a, Now(Req(a, "other", 0)).token, "kept", "other").ok());
+  ASSERT_TRUE(Invalidate("k", false).ok());
+  Advance(5000);
+  PersistedState exported = core_->Export([] {});
+  ASSERT_EQ(exported.values.size(), 1u);
+  EXPECT_EQ(exported.values[0].key, "other");
+  Restart(exported, limits);
+  EXPECT_FALSE(Now(Req(Open(), "k", 0)).has_value);
+  EXPECT_EQ(Now(Req(Open(), "other", 0)).outcome, Outcome::kFresh);
 }
 
 TEST_F(PersistenceTest, RestoreDoesNotJournal) {
