@@ -134,8 +134,16 @@ class Coordinator {
   // Export copies the durable state and, under the same lock, calls
   // `at_instant` (where the journal starts a new log), so the copy and the
   // new log meet exactly.
+  // In replicated mode it also takes over the sessions (each with a fresh
+  // TTL to reach this leader), held grants (creation timeouts started
+  // again), lock-only stamps, and tokens above `high_water`.
   void Restore(const PersistedState& state);
   PersistedState Export(const std::function<void()>& at_instant);
+  // Replicated mode: the open sessions and held grants, sorted by id and
+  // token, as the journal's records describe them (a follower's committed
+  // state must hold exactly these).
+  std::vector<PersistedSession> OpenSessions();
+  std::vector<PersistedGrant> HeldGrants();
 
   Stats GetStats();
   const Limits& limits() const { return limits_; }
@@ -197,9 +205,16 @@ class Coordinator {
   void ApplyInvalidation(Invalidation& inv, bool hard, Token mark,
                          double wall, int64_t remember_until_ms,
                          TimerTarget target, MarkRef holder) DP_REQUIRES(mu_);
+  // Restore's replicated half (persistence.cc).
+  void RestoreSessions(const PersistedState& state) DP_REQUIRES(mu_);
+  void RestoreGrant(const PersistedGrant& grant) DP_REQUIRES(mu_);
   void StoreValue(Entry& entry, Bytes value, double created_time,
                   Token token, Tenant* tenant) DP_REQUIRES(mu_);
   void AddDeadline(int64_t deadline_ms) DP_REQUIRES(mu_);
+  // A change goes to the journal (none while Restore replays one).
+  bool Journaling() const DP_REQUIRES(mu_) {
+    return journal_ != nullptr && !replaying_;
+  }
   void Defer(std::function<void()> fn) DP_REQUIRES(mu_);
 
   // --- values and memory budget (memory.cc) ---

@@ -178,6 +178,11 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
   ++session.tenant->grants;
   RememberGrant(request.session_id, request.request_id, entry, creator.token,
                 /*is_lock=*/false);
+  if (Journaling()) {
+    journal_->Granted({creator.token, GrantKind::kCreator, request.session_id,
+                       entry.registry->name, entry.key, request.request_id,
+                       creator.lock_only, timeout});
+  }
   result.outcome = Outcome::kCreate;
   result.retry_in_ms = 0;
   result.token = creator.token;
@@ -202,6 +207,13 @@ void Coordinator::ReleaseCreator(Entry& entry, bool published) {
   ForgetGrant(entry.creator->session_id, entry.creator->request_id,
               entry.creator->token);
   timers_.Cancel(entry.creator->timer);
+  if (Journaling()) {
+    PersistedRelease release{entry.creator->token, std::nullopt};
+    if (published && entry.creator->lock_only) {
+      release.lock_only_created_time = entry.lock_only_created_time;
+    }
+    journal_->Released(release);
+  }
   entry.creator.reset();
 }
 

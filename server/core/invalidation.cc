@@ -16,7 +16,7 @@ namespace dogpiled::core {
 void Coordinator::Remember(Invalidation& inv, bool hard, TimerTarget target,
                            MarkRef holder) {
   const double wall = clock_->WallSeconds();
-  if (journal_ != nullptr && !replaying_) {
+  if (Journaling()) {
     journal_->Invalidated({target.registry, target.key, hard, last_token_,
                            wall});
   }

@@ -4,7 +4,9 @@
 // describes changes; the daemon decides files and fsync policy.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,39 @@ struct PersistedInvalidation {
   double wall = 0;  // when, epoch seconds
 };
 
+// Replicated mode (docs/replication.md): the rest of what a client can
+// observe, so that a follower applying the log holds every session and
+// grant the leader answered, and a new leader can take them over.
+struct PersistedSession {
+  SessionId id = 0;
+  int64_t ttl_ms = 0;
+  std::string client_name;
+  std::string client;  // for the per-client cap
+  std::string owner;   // the identity (tenant) it is bound to
+};
+
+enum class GrantKind { kCreator = 1, kReadLock = 2, kWriteLock = 3 };
+
+struct PersistedGrant {
+  Token token = 0;
+  GrantKind kind = GrantKind::kCreator;
+  SessionId session = 0;
+  std::string registry;
+  std::string key;
+  uint64_t request_id = 0;  // of the call it answered (0: none)
+  bool lock_only = false;   // a creator role in lock-only mode
+  // A creator role's creation timeout: a duration, since monotonic clocks
+  // differ between nodes (a new leader starts it again).
+  int64_t timeout_ms = 0;
+};
+
+struct PersistedRelease {
+  Token token = 0;
+  // A lock-only creator that published: the created time it presented,
+  // against which later lock-only callers are judged.
+  std::optional<double> lock_only_created_time;
+};
+
 // Called with the Coordinator's lock held, in the order the changes
 // happened: implementations hand the record to a writer and return at once,
 // never waiting on a write or a sync (values are shared, not copied).
@@ -39,6 +74,14 @@ class Journal {
   virtual void ValueDropped(const std::string& registry,
                             const std::string& key) = 0;
   virtual void Invalidated(const PersistedInvalidation& invalidation) = 0;
+
+  // Replicated mode only; a single node's journal keeps none of these (a
+  // restart ends every session). A session's grants are released, one
+  // record each, before it ends.
+  virtual void SessionOpened(const PersistedSession& /*session*/) {}
+  virtual void SessionEnded(SessionId /*id*/) {}
+  virtual void Granted(const PersistedGrant& /*grant*/) {}
+  virtual void Released(const PersistedRelease& /*release*/) {}
 };
 
 // Tells a caller when the changes journaled so far are as durable as the
@@ -56,10 +99,25 @@ class DurabilityBarrier {
   virtual void AfterDurable(std::function<void(Status)> done) = 0;
 };
 
+// The last lock-only publish of a key: lock-only callers presenting this
+// created time (or later) hold a value made after any earlier invalidation.
+struct PersistedStamp {
+  std::string registry;
+  std::string key;
+  Token token = 0;  // the publishing creator's
+  double created_time = 0;
+};
+
 // Everything durable, as of one instant.
 struct PersistedState {
   std::vector<PersistedValue> values;
   std::vector<PersistedInvalidation> invalidations;
+  // Replicated mode only: what a new leader takes over from the committed
+  // state (docs/replication.md). Empty on a single node.
+  std::vector<PersistedSession> sessions;
+  std::vector<PersistedGrant> grants;  // by token, oldest first
+  std::vector<PersistedStamp> stamps;
+  Token high_water = 0;  // no token at or below it is handed out again
 };
 
 }  // namespace dogpiled::core

@@ -56,7 +56,7 @@ void Coordinator::DropValue(Entry& entry) {
   if (!entry.has_value) {
     return;
   }
-  if (journal_ != nullptr && !replaying_) {
+  if (Journaling()) {
     journal_->ValueDropped(entry.registry->name, entry.key);
   }
   stats_.stored_bytes -= ValueBytes(entry);
@@ -89,7 +89,7 @@ void Coordinator::StoreValue(Entry& entry, Bytes value, double created_time,
   if (previous != tenant) {
     MaybeDropTenant(previous);
   }
-  if (journal_ != nullptr && !replaying_) {
+  if (Journaling()) {
     journal_->ValueStored(
         {entry.registry->name, entry.key, entry.value, created_time, token});
   }
@@ -253,6 +253,15 @@ void Coordinator::FoldOldestMark() {
   if (from.hard_token != 0) {
     ApplyInvalidation(into, true, from.hard_token, from.hard_wall, until,
                       target, up);
+  }
+  if (Journaling()) {
+    // Observable (more values count as invalidated), so followers and a
+    // restarted daemon must void as much.
+    const std::string name = oldest.entry != nullptr ? registry.name : "";
+    journal_->Invalidated({name, "", false, from.soft_token, from.soft_wall});
+    if (from.hard_token != 0) {
+      journal_->Invalidated({name, "", true, from.hard_token, from.hard_wall});
+    }
   }
   UntrackMark(from);
   timers_.Cancel(from.timer);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -114,7 +115,95 @@ void Coordinator::Restore(const PersistedState& state) {
     MaybeCollect(&entry);
   }
   EnforceBudget();  // the room above left out registries' own cost
+  RestoreSessions(state);
   replaying_ = false;
+}
+
+void Coordinator::RestoreSessions(const PersistedState& state) {
+  last_token_ = std::max(last_token_, state.high_water);
+  const int64_t now = clock_->NowMs();
+  for (const PersistedSession& s : state.sessions) {
+    if (s.id == 0 || s.ttl_ms <= 0 || sessions_.count(s.id) != 0) {
+      continue;
+    }
+    Session& session = sessions_[s.id];
+    session.id = s.id;
+    session.ttl_ms = s.ttl_ms;
+    // Keep-alives were the old leader's alone: every session gets one TTL
+    // from now to reach this one.
+    session.deadline_ms = now + s.ttl_ms;
+    session.client_name = s.client_name;
+    session.client = s.client;
+    session.owner = s.owner;
+    session.tenant = GetTenant(s.owner);
+    ++session.tenant->sessions;
+    ++sessions_per_client_[s.client];
+    session.timer = timers_.Add(session.deadline_ms,
+                                {TimerTarget::Kind::kSession, s.id, {}, {}});
+    AddDeadline(session.deadline_ms);
+  }
+  // Oldest first: a request id a session reused names its later grant.
+  for (const PersistedGrant& grant : state.grants) {
+    RestoreGrant(grant);
+  }
+  for (const PersistedStamp& stamp : state.stamps) {
+    last_token_ = std::max(last_token_, stamp.token);
+    if (!CheckRegistry(stamp.registry).ok() ||
+        !CheckKey(stamp.key, limits_).ok()) {
+      continue;
+    }
+    Entry& entry = GetOrCreateEntry(stamp.registry, stamp.key);
+    entry.lock_only_token = stamp.token;
+    entry.lock_only_created_time = stamp.created_time;
+    MaybeCollect(&entry);
+  }
+}
+
+void Coordinator::RestoreGrant(const PersistedGrant& grant) {
+  last_token_ = std::max(last_token_, grant.token);
+  Session* session = FindSession(grant.session);
+  if (session == nullptr || grant.token == 0 ||
+      !CheckRegistry(grant.registry).ok() ||
+      !CheckKey(grant.key, limits_).ok()) {
+    return;
+  }
+  Entry& entry = GetOrCreateEntry(grant.registry, grant.key);
+  const bool is_lock = grant.kind != GrantKind::kCreator;
+  if (!is_lock) {
+    if (entry.creator) {
+      return;  // one creator per key; the log never holds two
+    }
+    const int64_t now = clock_->NowMs();
+    Creator creator;
+    creator.session_id = grant.session;
+    creator.token = grant.token;
+    creator.granted_ms = now;
+    creator.deadline_ms = now + grant.timeout_ms;
+    creator.lock_only = grant.lock_only;
+    creator.request_id = grant.request_id;
+    creator.timer = timers_.Add(
+        creator.deadline_ms,
+        {TimerTarget::Kind::kCreator, creator.token, grant.registry,
+         grant.key});
+    AddDeadline(creator.deadline_ms);
+    entry.creator = creator;
+    session->creator_of.insert(&entry);
+  } else if (grant.kind == GrantKind::kWriteLock) {
+    if (entry.writer_token != 0 || !entry.readers.empty()) {
+      return;
+    }
+    entry.writer_token = grant.token;
+    entry.writer_session = grant.session;
+    session->locks[grant.token] = &entry;
+  } else {
+    if (entry.writer_token != 0) {
+      return;
+    }
+    entry.readers[grant.token] = grant.session;
+    session->locks[grant.token] = &entry;
+  }
+  ++session->tenant->grants;
+  RememberGrant(grant.session, grant.request_id, entry, grant.token, is_lock);
 }
 
 PersistedState Coordinator::Export(const std::function<void()>& at_instant) {
@@ -152,6 +241,54 @@ PersistedState Coordinator::Export(const std::function<void()>& at_instant) {
   }
   at_instant();
   return state;
+}
+
+std::vector<PersistedSession> Coordinator::OpenSessions() {
+  Op op(this);
+  std::vector<PersistedSession> out;
+  out.reserve(sessions_.size());
+  for (const auto& [id, s] : sessions_) {
+    out.push_back({id, s.ttl_ms, s.client_name, s.client, s.owner});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  return out;
+}
+
+std::vector<PersistedGrant> Coordinator::HeldGrants() {
+  Op op(this);
+  std::vector<PersistedGrant> out;
+  std::unordered_map<Token, uint64_t> lock_requests;  // token -> request id
+  for (const auto& [id, session] : sessions_) {
+    lock_requests.insert(session.lock_requests.begin(),
+                         session.lock_requests.end());
+  }
+  auto lock_request = [&lock_requests](Token token) {
+    auto it = lock_requests.find(token);
+    return it == lock_requests.end() ? uint64_t{0} : it->second;
+  };
+  for (const auto& [name, registry] : registries_) {
+    for (const auto& [key, entry] : registry.entries) {
+      if (const auto& c = entry.creator) {
+        out.push_back({c->token, GrantKind::kCreator, c->session_id, name,
+                       key, c->request_id, c->lock_only,
+                       c->deadline_ms - c->granted_ms});
+      }
+      if (entry.writer_token != 0) {
+        out.push_back({entry.writer_token, GrantKind::kWriteLock,
+                       entry.writer_session, name, key,
+                       lock_request(entry.writer_token),
+                       false, 0});
+      }
+      for (const auto& [token, session] : entry.readers) {
+        out.push_back({token, GrantKind::kReadLock, session, name, key,
+                       lock_request(token), false, 0});
+      }
+    }
+  }
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a.token < b.token; });
+  return out;
 }
 
 }  // namespace dogpiled::core

@@ -37,6 +37,13 @@ StatusOr<Token> Coordinator::GrantLock(Entry& entry, SessionId session_id,
   ++session.tenant->grants;
   RememberGrant(session_id, request_id, entry, token.value(),
                 /*is_lock=*/true);
+  if (Journaling()) {
+    journal_->Granted({token.value(),
+                       mode == LockMode::kWrite ? GrantKind::kWriteLock
+                                                : GrantKind::kReadLock,
+                       session_id, entry.registry->name, entry.key,
+                       request_id, false, 0});
+  }
   ++stats_.lock_grants;
   return token;
 }
@@ -69,6 +76,9 @@ void Coordinator::ReleaseLock(Entry& entry, Token token) {
   } else if (auto it = entry.readers.find(token); it != entry.readers.end()) {
     holder = it->second;
     entry.readers.erase(it);
+  }
+  if (holder != 0 && Journaling()) {
+    journal_->Released({token, std::nullopt});
   }
   if (Session* session = FindSession(holder)) {
     session->locks.erase(token);

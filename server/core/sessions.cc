@@ -79,6 +79,10 @@ StatusOr<OpenResult> Coordinator::Open(int64_t ttl_ms,
   session.timer = timers_.Add(session.deadline_ms,
                               {TimerTarget::Kind::kSession, id, {}, {}});
   AddDeadline(session.deadline_ms);
+  if (Journaling()) {
+    journal_->SessionOpened(
+        {id, session.ttl_ms, client_name, client, owner});
+  }
   return OpenResult{id, session.ttl_ms};
 }
 
@@ -168,6 +172,9 @@ void Coordinator::EndSession(Session* session, bool expired) {
   Tenant* tenant = session->tenant;
   --tenant->sessions;
   sessions_.erase(id);
+  if (Journaling()) {
+    journal_->SessionEnded(id);  // after its releases, before new grants
+  }
   MaybeDropTenant(tenant);
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());

@@ -47,13 +47,15 @@ class CoreTest : public ::testing::Test {
  protected:
   CoreTest() { Make(Limits{}); }
 
-  void Make(const Limits& limits, uint64_t seed = 42) {
+  void Make(const Limits& limits, uint64_t seed = 42,
+            Journal* journal = nullptr) {
     CoordinatorOptions options;
     options.limits = limits;
     options.clock = &clock_;
     options.token_store = &store_;
     options.first_token = 100;
     options.seed = seed;
+    options.journal = journal;
     core_ = std::make_unique<Coordinator>(options);
   }
 

@@ -1,0 +1,169 @@
+// Scripted cases of the committed state against the real core: each one
+// the follower must get exactly right for a new leader to lose nothing.
+#include "tests/replication/replica_fixture.h"
+
+namespace dogpiled::replication {
+namespace {
+
+using core::AcquireResult;
+using core::GrantKind;
+using core::InvalidateRequest;
+using core::LockMode;
+using core::Outcome;
+using core::SessionId;
+
+TEST_F(ReplicaTest, FollowsSessionsGrantsAndValues) {
+  SessionId a = Open();
+  SessionId b = Open();
+  AcquireResult created = Now(Req(a, "k"));
+  ASSERT_EQ(created.outcome, Outcome::kCreate);
+  auto writer = Lock(b, LockMode::kWrite, 0, "m");
+  ASSERT_TRUE(writer->done && writer->result.ok());
+  ASSERT_EQ(state_->Grants().size(), 2u);
+  EXPECT_EQ(state_->Grants()[0].kind, GrantKind::kCreator);
+  EXPECT_EQ(state_->Grants()[0].timeout_ms, 30'000);
+  EXPECT_EQ(state_->Grants()[1].kind, GrantKind::kWriteLock);
+  ExpectSame();
+
+  ASSERT_TRUE(Publish(a, created.token, "v").ok());
+  ASSERT_TRUE(core_->Unlock("reg", "m", b, writer->result->token).ok());
+  EXPECT_TRUE(state_->Grants().empty());
+  ASSERT_EQ(state_->Values().size(), 1u);
+  EXPECT_EQ(state_->Values()[0].value.str(), "v");
+  EXPECT_EQ(state_->Values()[0].token, created.token);
+  ExpectSame();
+
+  ASSERT_TRUE(core_->Close(a).ok());
+  EXPECT_EQ(state_->Sessions().size(), 1u);
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, AnExpiredSessionReleasesEverythingItHeld) {
+  SessionId holder = Open(1000);
+  SessionId waiter = Open(60'000);
+  ASSERT_EQ(Now(Req(holder, "k")).outcome, Outcome::kCreate);
+  ASSERT_TRUE(Lock(holder, LockMode::kRead, 0, "m")->done);
+  ASSERT_TRUE(Lock(holder, LockMode::kRead, 0, "n")->done);
+  auto parked = Lock(waiter, LockMode::kWrite, 60'000, "m");
+  ASSERT_FALSE(parked->done);
+  ExpectSame();
+
+  Advance(1001);  // the holder's lease runs out; the writer gets "m"
+  ASSERT_TRUE(parked->done && parked->result.ok());
+  ExpectSame();
+  ASSERT_EQ(state_->Grants().size(), 1u);
+  EXPECT_EQ(state_->Grants()[0].session, waiter);
+  EXPECT_EQ(counts_->ended, 1);
+  EXPECT_EQ(state_->unmatched(), 0u);
+}
+
+TEST_F(ReplicaTest, ARequestIdReusedForASecondCallHoldsBothGrants) {
+  // A new call (another key, or a lock after a role) is not a retry: the
+  // leader grants and holds both, and so must a follower, or a new leader
+  // would hand a held role to a second creator.
+  SessionId s = Open();
+  core::LockRequest lock;
+  lock.registry = "reg";
+  lock.key = "k";
+  lock.session_id = s;
+  lock.mode = static_cast<int>(LockMode::kWrite);
+  lock.request_id = 7;
+  core_->Lock(lock, [](auto) {});
+  core::AcquireRequest acquire = Req(s, "k");
+  acquire.request_id = 7;
+  ASSERT_EQ(Now(acquire).outcome, Outcome::kCreate);
+  ASSERT_EQ(core_->HeldGrants().size(), 2u);
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, AnUndeliveredGrantIsReleasedOnTheFollowerToo) {
+  SessionId s = Open();
+  AcquireResult created = Now(Req(s, "k"));
+  core_->ReleaseUndelivered("reg", "k", s, created.token, /*is_lock=*/false);
+  EXPECT_TRUE(state_->Grants().empty());
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, ALockOnlyPublishKeepsItsStampUntilAnInvalidation) {
+  SessionId s = Open();
+  core::AcquireRequest r = Req(s, "k");
+  r.client_created_time = clock_.WallSeconds() - 100;
+  AcquireResult created = Now(r);
+  ASSERT_EQ(created.outcome, Outcome::kCreate);
+  core::PublishRequest p;
+  p.registry = "reg";
+  p.key = "k";
+  p.session_id = s;
+  p.token = created.token;
+  p.created_time = clock_.WallSeconds() - 5;
+  ASSERT_TRUE(core_->Publish(p).ok());
+  ASSERT_TRUE(state_->LockOnlyStamp("reg", "k").has_value());
+  EXPECT_DOUBLE_EQ(*state_->LockOnlyStamp("reg", "k"), *p.created_time);
+  EXPECT_TRUE(state_->Values().empty());  // lock-only: no bytes stored
+  ExpectSame();
+
+  ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "", false}).ok());
+  EXPECT_FALSE(state_->LockOnlyStamp("reg", "k").has_value());
+}
+
+TEST_F(ReplicaTest, MarksAreForgottenPastTheHorizonAsTheLeaderForgetsThem) {
+  core::Limits limits;
+  limits.invalidation_horizon_ms = 10'000;
+  Remake(limits);
+  ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "old", true}).ok());
+  Advance(5'000);
+  // Hard: a soft registry mark later does not cover it.
+  ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "mid", true}).ok());
+  Advance(5'000);  // "old" is exactly the horizon old
+  ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "", false}).ok());
+  auto marks = state_->Invalidations();
+  ASSERT_EQ(marks.size(), 2u);
+  EXPECT_EQ(marks[0].key, "");
+  EXPECT_EQ(marks[1].key, "mid");
+  EXPECT_TRUE(marks[1].hard);
+  // The leader remembers the same marks, with the same tokens.
+  auto leader = core_->Export([] {}).invalidations;
+  std::vector<std::string> want, got;
+  for (const auto& m : leader) {
+    if (!m.registry.empty()) {
+      want.push_back(m.key + "@" + std::to_string(m.mark));
+    }
+  }
+  for (const auto& m : marks) {
+    got.push_back(m.key + "@" + std::to_string(m.mark));
+  }
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want);
+}
+
+TEST_F(ReplicaTest, TheHighWaterMarkCoversEveryTokenHandedOut) {
+  SessionId s = Open();
+  core::Token last = 0;
+  for (const char* key : {"a", "b", "c"}) {
+    AcquireResult created = Now(Req(s, key));
+    ASSERT_TRUE(Abandon(s, created.token, key).ok());
+    last = created.token;
+  }
+  auto lock = Lock(s, LockMode::kRead, 0, "m");
+  ASSERT_TRUE(lock->result.ok());
+  last = std::max(last, lock->result->token);
+  EXPECT_EQ(state_->HighWater(), last);
+}
+
+TEST_F(ReplicaTest, ARecordNamingNothingChangesNothingAndIsCounted) {
+  SessionId s = Open();
+  Now(Req(s, "k"));
+  const auto before = DescribeAll(state_->Grants());
+  state_->Released({999'999, std::nullopt});
+  state_->SessionEnded(12345);
+  EXPECT_EQ(DescribeAll(state_->Grants()), before);
+  EXPECT_EQ(state_->Sessions().size(), 1u);
+  EXPECT_EQ(state_->unmatched(), 2u);
+  // A drop of an absent value is normal (a forgotten mark's values are
+  // erased first) and not counted.
+  state_->ValueDropped("reg", "nothing");
+  EXPECT_EQ(state_->unmatched(), 2u);
+}
+
+}  // namespace
+}  // namespace dogpiled::replication

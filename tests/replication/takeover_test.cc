@@ -1,0 +1,125 @@
+// A new leader restored from the committed state: it must hold what the
+// old one answered, and go on from there as the old one would have.
+#include "tests/replication/replica_fixture.h"
+
+namespace dogpiled::replication {
+namespace {
+
+using core::AcquireResult;
+using core::LockMode;
+using core::Outcome;
+using core::SessionId;
+
+TEST_F(ReplicaTest, ANewLeaderHoldsEverySessionGrantAndValue) {
+  SessionId a = Open();
+  SessionId b = Open();
+  AcquireResult creator = Now(Req(a, "k"));
+  auto writer = Lock(b, LockMode::kWrite, 0, "m");
+  AcquireResult other = Now(Req(b, "j"));
+  ASSERT_TRUE(Publish(b, other.token, "stored", "j").ok());
+  const auto sessions = DescribeAll(core_->OpenSessions());
+  const auto grants = DescribeAll(core_->HeldGrants());
+  const auto values = DescribeAll(LeaderValues());
+
+  Promote();
+  EXPECT_EQ(DescribeAll(core_->OpenSessions()), sessions);
+  EXPECT_EQ(DescribeAll(core_->HeldGrants()), grants);
+  EXPECT_EQ(DescribeAll(LeaderValues()), values);
+  ExpectSame();
+
+  // The holders go on with their tokens; nobody else gets what they hold.
+  EXPECT_EQ(Now(Req(b, "j")).outcome, Outcome::kFresh);
+  auto parked = Acquire(Req(b, "k", 1000, 5000));
+  EXPECT_FALSE(parked->done) << "a second creator was elected";
+  auto second_writer = Lock(Open(), LockMode::kWrite, 0, "m");
+  ASSERT_TRUE(second_writer->done);
+  EXPECT_FALSE(second_writer->result->acquired);
+  ASSERT_TRUE(Publish(a, creator.token, "made").ok());
+  ASSERT_TRUE(parked->done && parked->result.ok());
+  EXPECT_EQ(parked->result->outcome, Outcome::kFresh);
+  EXPECT_TRUE(core_->Unlock("reg", "m", b, writer->result->token).ok());
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, TokensKeepIncreasingAcrossANewLeader) {
+  SessionId s = Open();
+  AcquireResult first = Now(Req(s, "k"));
+  ASSERT_TRUE(Abandon(s, first.token).ok());
+  ASSERT_TRUE(core_->Invalidate(core::InvalidateRequest{"reg", "", true}).ok());
+  const core::Token high = state_->HighWater();
+  EXPECT_GE(high, first.token);
+  Promote();
+  AcquireResult next = Now(Req(s, "k"));
+  ASSERT_EQ(next.outcome, Outcome::kCreate);
+  EXPECT_GT(next.token, high);
+}
+
+TEST_F(ReplicaTest, SessionsGetOneTtlFromTheTakeoverToReachTheNewLeader) {
+  SessionId s = Open(5000);
+  ASSERT_EQ(Now(Req(s, "k")).outcome, Outcome::kCreate);
+  Advance(4000);  // keep-alives are not in the log: the old deadline is lost
+  Promote();
+  Advance(4999);
+  ASSERT_EQ(core_->OpenSessions().size(), 1u);
+  ASSERT_TRUE(core_->KeepAlive(s).ok());
+  Advance(5001);  // no keep-alive since: it ends, and so does its role
+  EXPECT_TRUE(core_->OpenSessions().empty());
+  EXPECT_TRUE(core_->HeldGrants().empty());
+  EXPECT_EQ(Now(Req(Open(), "k")).outcome, Outcome::kCreate);
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, ACreationTimeoutStartsAgainOnTheNewLeader) {
+  SessionId s = Open(60'000);
+  core::AcquireRequest r = Req(s, "k");
+  r.creation_timeout_ms = 2000;
+  ASSERT_EQ(Now(r).outcome, Outcome::kCreate);
+  Advance(1500);
+  Promote();
+  Advance(1999);
+  EXPECT_EQ(core_->HeldGrants().size(), 1u);
+  Advance(2);
+  EXPECT_TRUE(core_->HeldGrants().empty());
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, ARetriedCallFindsItsGrantOnTheNewLeader) {
+  // The answer to a grant was lost in the failover; the SDK retries on the
+  // new leader with the same request id and must get the same grant.
+  SessionId s = Open();
+  core::AcquireRequest r = Req(s, "k");
+  r.request_id = 9;
+  AcquireResult first = Now(r);
+  core::LockRequest l;
+  l.registry = "reg";
+  l.key = "m";
+  l.session_id = s;
+  l.mode = static_cast<int>(LockMode::kWrite);
+  l.request_id = 10;
+  core::Token lock_token = 0;
+  core_->Lock(l, [&](auto got) { lock_token = got->token; });
+  Promote();
+  AcquireResult again = Now(r);
+  EXPECT_EQ(again.outcome, Outcome::kCreate);
+  EXPECT_EQ(again.token, first.token);
+  core::Token relock = 0;
+  core_->Lock(l, [&](auto got) { relock = got->token; });
+  EXPECT_EQ(relock, lock_token);
+  EXPECT_EQ(core_->HeldGrants().size(), 2u);
+  ExpectSame();
+}
+
+TEST_F(ReplicaTest, AValueInvalidatedBeforeTheFailoverIsNotFreshAfterIt) {
+  SessionId s = Open();
+  AcquireResult created = Now(Req(s, "k", 60'000));
+  ASSERT_TRUE(Publish(s, created.token, "old").ok());
+  ASSERT_TRUE(
+      core_->Invalidate(core::InvalidateRequest{"reg", "k", false}).ok());
+  Promote();
+  AcquireResult after = Now(Req(s, "k", 60'000));
+  EXPECT_EQ(after.outcome, Outcome::kCreate);  // soft: stale value, a creator
+  EXPECT_TRUE(after.is_expired);
+}
+
+}  // namespace
+}  // namespace dogpiled::replication
