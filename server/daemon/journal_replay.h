@@ -115,6 +115,8 @@ class Replay {
         max_token_ = std::max(max_token_, r.invalidation.mark);
         state_.invalidations.push_back(std::move(r.invalidation));
         break;
+      default:  // replicated mode's records: a single node writes none
+        break;
     }
   }
 

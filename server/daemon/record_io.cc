@@ -93,6 +93,114 @@ std::string EncodeInvalidation(const core::PersistedInvalidation& inv) {
   return Frame(p);
 }
 
+std::string EncodeSessionOpened(const core::PersistedSession& s) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kSessionOpened));
+  Put<uint64_t>(p, s.id);
+  Put<int64_t>(p, s.ttl_ms);
+  PutString(p, s.client_name);
+  PutString(p, s.client);
+  PutString(p, s.owner);
+  return Frame(p);
+}
+
+std::string EncodeSessionEnded(core::SessionId id) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kSessionEnded));
+  Put<uint64_t>(p, id);
+  return Frame(p);
+}
+
+std::string EncodeGranted(const core::PersistedGrant& g) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kGranted));
+  Put<uint64_t>(p, g.token);
+  Put<uint8_t>(p, static_cast<uint8_t>(g.kind));
+  Put<uint64_t>(p, g.session);
+  PutString(p, g.registry);
+  PutString(p, g.key);
+  Put<uint64_t>(p, g.request_id);
+  Put<uint8_t>(p, g.lock_only ? 1 : 0);
+  Put<int64_t>(p, g.timeout_ms);
+  return Frame(p);
+}
+
+std::string EncodeReleased(const core::PersistedRelease& r) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kReleased));
+  Put<uint64_t>(p, r.token);
+  Put<uint8_t>(p, r.lock_only_created_time ? 1 : 0);
+  Put<double>(p, r.lock_only_created_time.value_or(0));
+  return Frame(p);
+}
+
+void ReplayRecord(const Record& r, core::Journal& to) {
+  switch (r.type) {
+    case RecordType::kValue:
+      to.ValueStored(r.value);
+      break;
+    case RecordType::kDrop:
+      to.ValueDropped(r.value.registry, r.value.key);
+      break;
+    case RecordType::kInvalidation:
+      to.Invalidated(r.invalidation);
+      break;
+    case RecordType::kSessionOpened:
+      to.SessionOpened(r.session);
+      break;
+    case RecordType::kSessionEnded:
+      to.SessionEnded(r.session.id);
+      break;
+    case RecordType::kGranted:
+      to.Granted(r.grant);
+      break;
+    case RecordType::kReleased:
+      to.Released(r.release);
+      break;
+  }
+}
+
+void RecordEncoder::ValueStored(const core::PersistedValue& value) {
+  buffer_ += EncodeValue(value);
+}
+void RecordEncoder::ValueDropped(const std::string& registry,
+                                 const std::string& key) {
+  buffer_ += EncodeDrop(registry, key);
+}
+void RecordEncoder::Invalidated(const core::PersistedInvalidation& inv) {
+  buffer_ += EncodeInvalidation(inv);
+}
+void RecordEncoder::SessionOpened(const core::PersistedSession& session) {
+  buffer_ += EncodeSessionOpened(session);
+}
+void RecordEncoder::SessionEnded(core::SessionId id) {
+  buffer_ += EncodeSessionEnded(id);
+}
+void RecordEncoder::Granted(const core::PersistedGrant& grant) {
+  buffer_ += EncodeGranted(grant);
+}
+void RecordEncoder::Released(const core::PersistedRelease& release) {
+  buffer_ += EncodeReleased(release);
+}
+
+bool ApplyEntry(std::string_view entry, core::Journal& to) {
+  // Decoded whole first: a state machine applies an entry entirely or not
+  // at all.
+  std::vector<Record> records;
+  RecordReader reader(entry);
+  while (!reader.at_end()) {
+    std::optional<Record> record = reader.Next();
+    if (!record) {
+      return false;
+    }
+    records.push_back(std::move(*record));
+  }
+  for (const Record& record : records) {
+    ReplayRecord(record, to);
+  }
+  return true;
+}
+
 std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
   if (data_.size() < 8 || pos > data_.size() - 8) {
     return std::nullopt;
@@ -131,6 +239,40 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       r.invalidation.mark = in.Get<uint64_t>();
       r.invalidation.wall = in.Get<double>();
       break;
+    case RecordType::kSessionOpened:
+      r.session.id = in.Get<uint64_t>();
+      r.session.ttl_ms = in.Get<int64_t>();
+      r.session.client_name = in.GetString();
+      r.session.client = in.GetString();
+      r.session.owner = in.GetString();
+      break;
+    case RecordType::kSessionEnded:
+      r.session.id = in.Get<uint64_t>();
+      break;
+    case RecordType::kGranted: {
+      r.grant.token = in.Get<uint64_t>();
+      const auto kind = in.Get<uint8_t>();
+      if (kind < 1 || kind > 3) {
+        return std::nullopt;
+      }
+      r.grant.kind = static_cast<core::GrantKind>(kind);
+      r.grant.session = in.Get<uint64_t>();
+      r.grant.registry = in.GetString();
+      r.grant.key = in.GetString();
+      r.grant.request_id = in.Get<uint64_t>();
+      r.grant.lock_only = in.Get<uint8_t>() != 0;
+      r.grant.timeout_ms = in.Get<int64_t>();
+      break;
+    }
+    case RecordType::kReleased: {
+      r.release.token = in.Get<uint64_t>();
+      const bool stamped = in.Get<uint8_t>() != 0;
+      const auto created = in.Get<double>();
+      if (stamped) {
+        r.release.lock_only_created_time = created;
+      }
+      break;
+    }
     default:
       return std::nullopt;
   }

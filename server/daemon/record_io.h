@@ -1,29 +1,74 @@
 // The on-disk record format of the value journal: each record is
 // [u32 length][u32 crc32 of payload][payload], little-endian, so a torn
 // write at the tail of a log (a crash mid-append) is detected and ignored.
+// Replicated mode's log entries are the same records, one after another
+// (docs/replication.md): sessions, grants and releases are types 4-7.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/journal.h"
 
 namespace dogpiled::daemon {
 
-enum class RecordType : uint8_t { kValue = 1, kDrop = 2, kInvalidation = 3 };
+enum class RecordType : uint8_t {
+  kValue = 1,
+  kDrop = 2,
+  kInvalidation = 3,
+  kSessionOpened = 4,
+  kSessionEnded = 5,
+  kGranted = 6,
+  kReleased = 7,
+};
 
 // One decoded record.
 struct Record {
   RecordType type = RecordType::kValue;
   core::PersistedValue value;               // kValue; registry/key for kDrop
   core::PersistedInvalidation invalidation;  // kInvalidation
+  core::PersistedSession session;  // kSessionOpened; id for kSessionEnded
+  core::PersistedGrant grant;      // kGranted
+  core::PersistedRelease release;  // kReleased
 };
 
 std::string EncodeValue(const core::PersistedValue& value);
 std::string EncodeDrop(const std::string& registry, const std::string& key);
 std::string EncodeInvalidation(const core::PersistedInvalidation& inv);
+std::string EncodeSessionOpened(const core::PersistedSession& session);
+std::string EncodeSessionEnded(core::SessionId id);
+std::string EncodeGranted(const core::PersistedGrant& grant);
+std::string EncodeReleased(const core::PersistedRelease& release);
+
+// Hands one decoded record to a journal, as the Coordinator once did.
+void ReplayRecord(const Record& record, core::Journal& to);
+
+// A journal that encodes every record it is given, in order, into one
+// buffer: what a leader proposes as the log entry of one call.
+class RecordEncoder final : public core::Journal {
+ public:
+  void ValueStored(const core::PersistedValue& value) override;
+  void ValueDropped(const std::string& registry,
+                    const std::string& key) override;
+  void Invalidated(const core::PersistedInvalidation& invalidation) override;
+  void SessionOpened(const core::PersistedSession& session) override;
+  void SessionEnded(core::SessionId id) override;
+  void Granted(const core::PersistedGrant& grant) override;
+  void Released(const core::PersistedRelease& release) override;
+  // The records since the last Take(), and a fresh buffer.
+  std::string Take() { return std::exchange(buffer_, {}); }
+
+ private:
+  std::string buffer_;
+};
+
+// Applies every record of a log entry to `to`. False if the entry is not
+// whole, valid records from end to end; then nothing was applied.
+bool ApplyEntry(std::string_view entry, core::Journal& to);
 
 // Reads records from a whole file's bytes. Next() stops at a torn or
 // corrupt record; Resync() then finds the next whole, valid record after

@@ -410,5 +410,75 @@ TEST(RecordReaderTest, StopsAtCorruption) {
   EXPECT_EQ(reader.consumed(), EncodeDrop("r", "k1").size());
 }
 
+// Remembers what it is given, one line per record.
+class ListingJournal : public core::Journal {
+ public:
+  void ValueStored(const core::PersistedValue& v) override {
+    seen.push_back("value " + v.key + "=" + v.value.str());
+  }
+  void ValueDropped(const std::string&, const std::string& key) override {
+    seen.push_back("drop " + key);
+  }
+  void Invalidated(const core::PersistedInvalidation& i) override {
+    seen.push_back("mark " + i.key + " " + std::to_string(i.mark));
+  }
+  void SessionOpened(const core::PersistedSession& s) override {
+    seen.push_back("open " + std::to_string(s.id) + " " +
+                   std::to_string(s.ttl_ms) + " " + s.client_name + "/" +
+                   s.client + "/" + s.owner);
+  }
+  void SessionEnded(core::SessionId id) override {
+    seen.push_back("end " + std::to_string(id));
+  }
+  void Granted(const core::PersistedGrant& g) override {
+    seen.push_back("grant " + std::to_string(g.token) + " " +
+                   std::to_string(static_cast<int>(g.kind)) + " " +
+                   std::to_string(g.session) + " " + g.registry + "/" + g.key +
+                   " " + std::to_string(g.request_id) + " " +
+                   (g.lock_only ? "lock-only " : "") +
+                   std::to_string(g.timeout_ms));
+  }
+  void Released(const core::PersistedRelease& r) override {
+    seen.push_back("release " + std::to_string(r.token) +
+                   (r.lock_only_created_time
+                        ? " at " + std::to_string(*r.lock_only_created_time)
+                        : ""));
+  }
+  std::vector<std::string> seen;
+};
+
+TEST(RecordEncoderTest, AnEntryCarriesEveryKindOfRecordInOrder) {
+  RecordEncoder encoder;
+  ListingJournal want;
+  for (core::Journal* j : {static_cast<core::Journal*>(&encoder),
+                           static_cast<core::Journal*>(&want)}) {
+    j->SessionOpened({7, 5000, "name", "10.0.0.1", "tenant"});
+    j->Granted({101, core::GrantKind::kCreator, 7, "r", "k", 3, true, 2500});
+    j->Granted({102, core::GrantKind::kWriteLock, 7, "r", "m", 0, false, 0});
+    j->ValueStored({"r", "k", "v", 1.5, 101});
+    j->Released({101, 1234.25});
+    j->Released({102, std::nullopt});
+    j->Invalidated({"r", "k", true, 102, 99.5});
+    j->ValueDropped("r", "k");
+    j->SessionEnded(7);
+  }
+  ListingJournal got;
+  ASSERT_TRUE(ApplyEntry(encoder.Take(), got));
+  EXPECT_EQ(got.seen, want.seen);
+  EXPECT_EQ(encoder.Take(), "");  // taken: the next entry starts empty
+}
+
+TEST(RecordEncoderTest, ADamagedEntryAppliesNothing) {
+  RecordEncoder encoder;
+  encoder.SessionOpened({7, 5000, "", "", ""});
+  encoder.Granted({101, core::GrantKind::kReadLock, 7, "r", "k", 0, false, 0});
+  std::string entry = encoder.Take();
+  ListingJournal got;
+  EXPECT_FALSE(ApplyEntry(entry.substr(0, entry.size() - 1), got));
+  entry[entry.size() - 3] ^= 0x10;
+  EXPECT_FALSE(ApplyEntry(entry, got));
+  EXPECT_TRUE(got.seen.empty());
+}
+
 }  // namespace
 }  // namespace dogpiled::daemon

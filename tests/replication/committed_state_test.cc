@@ -19,22 +19,22 @@ TEST_F(ReplicaTest, FollowsSessionsGrantsAndValues) {
   ASSERT_EQ(created.outcome, Outcome::kCreate);
   auto writer = Lock(b, LockMode::kWrite, 0, "m");
   ASSERT_TRUE(writer->done && writer->result.ok());
-  ASSERT_EQ(state_->Grants().size(), 2u);
-  EXPECT_EQ(state_->Grants()[0].kind, GrantKind::kCreator);
-  EXPECT_EQ(state_->Grants()[0].timeout_ms, 30'000);
-  EXPECT_EQ(state_->Grants()[1].kind, GrantKind::kWriteLock);
+  ASSERT_EQ(State()->Grants().size(), 2u);
+  EXPECT_EQ(State()->Grants()[0].kind, GrantKind::kCreator);
+  EXPECT_EQ(State()->Grants()[0].timeout_ms, 30'000);
+  EXPECT_EQ(State()->Grants()[1].kind, GrantKind::kWriteLock);
   ExpectSame();
 
   ASSERT_TRUE(Publish(a, created.token, "v").ok());
   ASSERT_TRUE(core_->Unlock("reg", "m", b, writer->result->token).ok());
-  EXPECT_TRUE(state_->Grants().empty());
-  ASSERT_EQ(state_->Values().size(), 1u);
-  EXPECT_EQ(state_->Values()[0].value.str(), "v");
-  EXPECT_EQ(state_->Values()[0].token, created.token);
+  EXPECT_TRUE(State()->Grants().empty());
+  ASSERT_EQ(State()->Values().size(), 1u);
+  EXPECT_EQ(State()->Values()[0].value.str(), "v");
+  EXPECT_EQ(State()->Values()[0].token, created.token);
   ExpectSame();
 
   ASSERT_TRUE(core_->Close(a).ok());
-  EXPECT_EQ(state_->Sessions().size(), 1u);
+  EXPECT_EQ(State()->Sessions().size(), 1u);
   ExpectSame();
 }
 
@@ -51,10 +51,10 @@ TEST_F(ReplicaTest, AnExpiredSessionReleasesEverythingItHeld) {
   Advance(1001);  // the holder's lease runs out; the writer gets "m"
   ASSERT_TRUE(parked->done && parked->result.ok());
   ExpectSame();
-  ASSERT_EQ(state_->Grants().size(), 1u);
-  EXPECT_EQ(state_->Grants()[0].session, waiter);
+  ASSERT_EQ(State()->Grants().size(), 1u);
+  EXPECT_EQ(State()->Grants()[0].session, waiter);
   EXPECT_EQ(counts_->ended, 1);
-  EXPECT_EQ(state_->unmatched(), 0u);
+  EXPECT_EQ(State()->unmatched(), 0u);
 }
 
 TEST_F(ReplicaTest, ARequestIdReusedForASecondCallHoldsBothGrants) {
@@ -80,7 +80,7 @@ TEST_F(ReplicaTest, AnUndeliveredGrantIsReleasedOnTheFollowerToo) {
   SessionId s = Open();
   AcquireResult created = Now(Req(s, "k"));
   core_->ReleaseUndelivered("reg", "k", s, created.token, /*is_lock=*/false);
-  EXPECT_TRUE(state_->Grants().empty());
+  EXPECT_TRUE(State()->Grants().empty());
   ExpectSame();
 }
 
@@ -97,13 +97,13 @@ TEST_F(ReplicaTest, ALockOnlyPublishKeepsItsStampUntilAnInvalidation) {
   p.token = created.token;
   p.created_time = clock_.WallSeconds() - 5;
   ASSERT_TRUE(core_->Publish(p).ok());
-  ASSERT_TRUE(state_->LockOnlyStamp("reg", "k").has_value());
-  EXPECT_DOUBLE_EQ(*state_->LockOnlyStamp("reg", "k"), *p.created_time);
-  EXPECT_TRUE(state_->Values().empty());  // lock-only: no bytes stored
+  ASSERT_TRUE(State()->LockOnlyStamp("reg", "k").has_value());
+  EXPECT_DOUBLE_EQ(*State()->LockOnlyStamp("reg", "k"), *p.created_time);
+  EXPECT_TRUE(State()->Values().empty());  // lock-only: no bytes stored
   ExpectSame();
 
   ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "", false}).ok());
-  EXPECT_FALSE(state_->LockOnlyStamp("reg", "k").has_value());
+  EXPECT_FALSE(State()->LockOnlyStamp("reg", "k").has_value());
 }
 
 TEST_F(ReplicaTest, MarksAreForgottenPastTheHorizonAsTheLeaderForgetsThem) {
@@ -116,7 +116,7 @@ TEST_F(ReplicaTest, MarksAreForgottenPastTheHorizonAsTheLeaderForgetsThem) {
   ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "mid", true}).ok());
   Advance(5'000);  // "old" is exactly the horizon old
   ASSERT_TRUE(core_->Invalidate(InvalidateRequest{"reg", "", false}).ok());
-  auto marks = state_->Invalidations();
+  auto marks = State()->Invalidations();
   ASSERT_EQ(marks.size(), 2u);
   EXPECT_EQ(marks[0].key, "");
   EXPECT_EQ(marks[1].key, "mid");
@@ -147,22 +147,22 @@ TEST_F(ReplicaTest, TheHighWaterMarkCoversEveryTokenHandedOut) {
   auto lock = Lock(s, LockMode::kRead, 0, "m");
   ASSERT_TRUE(lock->result.ok());
   last = std::max(last, lock->result->token);
-  EXPECT_EQ(state_->HighWater(), last);
+  EXPECT_EQ(State()->HighWater(), last);
 }
 
 TEST_F(ReplicaTest, ARecordNamingNothingChangesNothingAndIsCounted) {
   SessionId s = Open();
   Now(Req(s, "k"));
-  const auto before = DescribeAll(state_->Grants());
-  state_->Released({999'999, std::nullopt});
-  state_->SessionEnded(12345);
-  EXPECT_EQ(DescribeAll(state_->Grants()), before);
-  EXPECT_EQ(state_->Sessions().size(), 1u);
-  EXPECT_EQ(state_->unmatched(), 2u);
+  const auto before = DescribeAll(State()->Grants());
+  State()->Released({999'999, std::nullopt});
+  State()->SessionEnded(12345);
+  EXPECT_EQ(DescribeAll(State()->Grants()), before);
+  EXPECT_EQ(State()->Sessions().size(), 1u);
+  EXPECT_EQ(State()->unmatched(), 2u);
   // A drop of an absent value is normal (a forgotten mark's values are
   // erased first) and not counted.
-  state_->ValueDropped("reg", "nothing");
-  EXPECT_EQ(state_->unmatched(), 2u);
+  State()->ValueDropped("reg", "nothing");
+  EXPECT_EQ(State()->unmatched(), 2u);
 }
 
 }  // namespace

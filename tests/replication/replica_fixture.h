@@ -1,5 +1,6 @@
 // A real Coordinator on a fake clock whose journal feeds a CommittedState,
-// as a follower applying the leader's log would: after any call the
+// as a follower applying the leader's log would: the records of each call
+// are encoded into one log entry, decoded and applied. After any call the
 // follower must hold exactly what the leader holds.
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/record_io.h"
 #include "replication/committed_state.h"
 #include "tests/core/core_fixture.h"
 
@@ -98,14 +100,15 @@ class ReplicaTest : public core::CoreTest {
   void Remake(const core::Limits& limits, uint64_t seed = 42) {
     core_.reset();  // it journals into what is replaced below
     state_ = std::make_unique<CommittedState>(limits.invalidation_horizon_ms);
-    counts_ = std::make_unique<CountingJournal>(state_.get());
+    (void)encoder_.Take();
+    counts_ = std::make_unique<CountingJournal>(&encoder_);
     Make(limits, seed, counts_.get());
   }
 
   // A failover: the leader is gone, and a new one restores everything from
   // the committed state, then journals to the same followers.
   void Promote(const core::Limits& limits = core::Limits{}) {
-    core::PersistedState committed = state_->ToPersisted();
+    core::PersistedState committed = State()->ToPersisted();
     core::CoordinatorOptions options;
     options.limits = limits;
     options.clock = &clock_;
@@ -143,26 +146,27 @@ class ReplicaTest : public core::CoreTest {
     return Live(std::move(exported.values), exported.invalidations);
   }
   std::vector<core::PersistedValue> FollowerValues() {
-    return Live(state_->Values(), state_->Invalidations());
+    CommittedState* state = State();
+    return Live(state->Values(), state->Invalidations());
   }
 
   // Empty when the follower holds exactly the leader's sessions, grants
   // and values; else what differs first.
   std::string Divergence() {
-    if (DescribeAll(core_->OpenSessions()) != DescribeAll(state_->Sessions())) {
+    if (DescribeAll(core_->OpenSessions()) != DescribeAll(State()->Sessions())) {
       return "sessions differ";
     }
-    if (DescribeAll(core_->HeldGrants()) != DescribeAll(state_->Grants())) {
+    if (DescribeAll(core_->HeldGrants()) != DescribeAll(State()->Grants())) {
       return "grants differ";
     }
     if (DescribeAll(LeaderValues()) != DescribeAll(FollowerValues())) {
       return "values differ";
     }
-    if (state_->unmatched() != 0) {
+    if (State()->unmatched() != 0) {
       return "a record named a session or grant the follower lacks";
     }
     for (const core::PersistedGrant& g : core_->HeldGrants()) {
-      if (g.token > state_->HighWater()) {
+      if (g.token > State()->HighWater()) {
         return "a held token is above the follower's high-water mark";
       }
     }
@@ -174,13 +178,21 @@ class ReplicaTest : public core::CoreTest {
     EXPECT_EQ(what, "");
     if (!what.empty()) {
       EXPECT_EQ(DescribeAll(core_->OpenSessions()),
-                DescribeAll(state_->Sessions()));
+                DescribeAll(State()->Sessions()));
       EXPECT_EQ(DescribeAll(core_->HeldGrants()),
-                DescribeAll(state_->Grants()));
+                DescribeAll(State()->Grants()));
       EXPECT_EQ(DescribeAll(LeaderValues()), DescribeAll(FollowerValues()));
     }
   }
 
+  // The follower, once the entry of the calls made so far is applied.
+  CommittedState* State() {
+    const std::string entry = encoder_.Take();
+    EXPECT_TRUE(daemon::ApplyEntry(entry, *state_)) << "an undecodable entry";
+    return state_.get();
+  }
+
+  daemon::RecordEncoder encoder_;
   std::unique_ptr<CommittedState> state_;
   std::unique_ptr<CountingJournal> counts_;
 };

@@ -46,7 +46,7 @@ TEST_F(ReplicaTest, TokensKeepIncreasingAcrossANewLeader) {
   AcquireResult first = Now(Req(s, "k"));
   ASSERT_TRUE(Abandon(s, first.token).ok());
   ASSERT_TRUE(core_->Invalidate(core::InvalidateRequest{"reg", "", true}).ok());
-  const core::Token high = state_->HighWater();
+  const core::Token high = State()->HighWater();
   EXPECT_GE(high, first.token);
   Promote();
   AcquireResult next = Now(Req(s, "k"));
