@@ -40,17 +40,50 @@ if [ -z "$(command -v npm)" ]; then
   NODE+=(npm)
 fi
 
+# The Raft engine of replicated mode (docs/replication.md), for the tests so
+# far: libraft 0.22 from bookworm-backports, never bookworm's own 0.15 (a
+# known safety bug); libuv, which its raft.pc does not name, from bookworm.
+RAFT=(libraft-dev libuv1-dev)
+RAFT_MIN=0.22.1
+
 PACKAGES=()
+WANT_RAFT=0
 for group in "${@:-build test bench}"; do
   for g in $group; do
     case "$g" in
       build) PACKAGES+=("${BUILD[@]}") ;;
-      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}) ;;
+      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}); WANT_RAFT=1 ;;
       bench) PACKAGES+=("${BENCH[@]}") ;;
       *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
     esac
   done
 done
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+raft_ok() {
+  local v
+  v=$(dpkg-query -W -f='${Version}' libraft-dev 2>/dev/null) || return 1
+  dpkg --compare-versions "$v" ge "$RAFT_MIN" &&
+    dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q "install ok installed"
+}
+if [ "$WANT_RAFT" = 1 ] && ! raft_ok; then
+  list=/etc/apt/sources.list.d/bookworm-backports.sources
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    # The mirror apt already uses, as ../shared/tools/container-base.sh reads it.
+    mirror=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$mirror" ] || mirror=$(awk '$1=="deb" && $2 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+    [ -n "$mirror" ] || { echo "install-deps: cannot find the Debian mirror in apt's sources" >&2; exit 1; }
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$mirror" | $SUDO tee "$list" >/dev/null
+  fi
+  echo "install-deps: installing ${RAFT[*]} (libraft from bookworm-backports)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    -t bookworm-backports "${RAFT[@]}"
+  raft_ok || { echo "install-deps: libraft-dev >= $RAFT_MIN did not install" >&2; exit 1; }
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -60,8 +93,6 @@ if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
   exit 0
 fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -134,6 +134,69 @@ std::string EncodeReleased(const core::PersistedRelease& r) {
   return Frame(p);
 }
 
+std::string EncodeState(const core::PersistedState& state) {
+  std::string out;
+  for (const auto& s : state.sessions) {
+    out += EncodeSessionOpened(s);
+  }
+  for (const auto& g : state.grants) {
+    out += EncodeGranted(g);
+  }
+  for (const auto& v : state.values) {
+    out += EncodeValue(v);
+  }
+  for (const auto& i : state.invalidations) {
+    out += EncodeInvalidation(i);
+  }
+  for (const auto& s : state.stamps) {
+    std::string p;
+    Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kStamp));
+    PutString(p, s.registry);
+    PutString(p, s.key);
+    Put<uint64_t>(p, s.token);
+    Put<double>(p, s.created_time);
+    out += Frame(p);
+  }
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kHighWater));
+  Put<uint64_t>(p, state.high_water);
+  return out + Frame(p);
+}
+
+std::optional<core::PersistedState> DecodeState(std::string_view data) {
+  core::PersistedState state;
+  RecordReader reader(data);
+  while (!reader.at_end()) {
+    std::optional<Record> r = reader.Next();
+    if (!r) {
+      return std::nullopt;
+    }
+    switch (r->type) {
+      case RecordType::kSessionOpened:
+        state.sessions.push_back(std::move(r->session));
+        break;
+      case RecordType::kGranted:
+        state.grants.push_back(std::move(r->grant));
+        break;
+      case RecordType::kValue:
+        state.values.push_back(std::move(r->value));
+        break;
+      case RecordType::kInvalidation:
+        state.invalidations.push_back(std::move(r->invalidation));
+        break;
+      case RecordType::kStamp:
+        state.stamps.push_back(std::move(r->stamp));
+        break;
+      case RecordType::kHighWater:
+        state.high_water = r->high_water;
+        break;
+      default:
+        return std::nullopt;  // changes, not state
+    }
+  }
+  return state;
+}
+
 void ReplayRecord(const Record& r, core::Journal& to) {
   switch (r.type) {
     case RecordType::kValue:
@@ -156,6 +219,9 @@ void ReplayRecord(const Record& r, core::Journal& to) {
       break;
     case RecordType::kReleased:
       to.Released(r.release);
+      break;
+    case RecordType::kStamp:
+    case RecordType::kHighWater:
       break;
   }
 }
@@ -273,6 +339,15 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       }
       break;
     }
+    case RecordType::kStamp:
+      r.stamp.registry = in.GetString();
+      r.stamp.key = in.GetString();
+      r.stamp.token = in.Get<uint64_t>();
+      r.stamp.created_time = in.Get<double>();
+      break;
+    case RecordType::kHighWater:
+      r.high_water = in.Get<uint64_t>();
+      break;
     default:
       return std::nullopt;
   }

@@ -24,6 +24,8 @@ enum class RecordType : uint8_t {
   kSessionEnded = 5,
   kGranted = 6,
   kReleased = 7,
+  kStamp = 8,      // snapshots only: a lock-only stamp
+  kHighWater = 9,  // snapshots only: the token high-water mark
 };
 
 // One decoded record.
@@ -34,6 +36,8 @@ struct Record {
   core::PersistedSession session;  // kSessionOpened; id for kSessionEnded
   core::PersistedGrant grant;      // kGranted
   core::PersistedRelease release;  // kReleased
+  core::PersistedStamp stamp;      // kStamp
+  core::Token high_water = 0;      // kHighWater
 };
 
 std::string EncodeValue(const core::PersistedValue& value);
@@ -43,6 +47,11 @@ std::string EncodeSessionOpened(const core::PersistedSession& session);
 std::string EncodeSessionEnded(core::SessionId id);
 std::string EncodeGranted(const core::PersistedGrant& grant);
 std::string EncodeReleased(const core::PersistedRelease& release);
+
+// A whole state as records (a replicated snapshot), and back. nullopt if
+// the bytes are not whole, valid records.
+std::string EncodeState(const core::PersistedState& state);
+std::optional<core::PersistedState> DecodeState(std::string_view data);
 
 // Hands one decoded record to a journal, as the Coordinator once did.
 void ReplayRecord(const Record& record, core::Journal& to);
@@ -66,7 +75,8 @@ class RecordEncoder final : public core::Journal {
   std::string buffer_;
 };
 
-// Applies every record of a log entry to `to`. False if the entry is not
+// Applies every record of a log entry to `to` (a snapshot's stamps and
+// high-water mark are not journal records: they are skipped). False if the entry is not
 // whole, valid records from end to end; then nothing was applied.
 bool ApplyEntry(std::string_view entry, core::Journal& to);
 

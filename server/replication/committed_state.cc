@@ -214,6 +214,40 @@ std::optional<double> CommittedState::LockOnlyStamp(
   return it->second.created_time;
 }
 
+void CommittedState::Load(const core::PersistedState& state) {
+  const uint64_t unmatched = unmatched_;
+  *this = CommittedState(static_cast<int64_t>(horizon_s_ * 1000.0));
+  unmatched_ = unmatched;  // an alarm is not reset by a snapshot
+  for (const auto& s : state.sessions) {
+    sessions_[s.id] = s;
+  }
+  for (const auto& g : state.grants) {
+    grants_[g.token] = g;
+  }
+  for (const auto& v : state.values) {
+    values_[{v.registry, v.key}] = v;
+  }
+  for (const auto& inv : state.invalidations) {
+    Marks& marks = marks_[{inv.registry, inv.key}];
+    marks.soft = std::max(marks.soft, inv.mark);
+    marks.soft_wall = std::max(marks.soft_wall, inv.wall);
+    if (inv.hard) {
+      marks.hard = std::max(marks.hard, inv.mark);
+      marks.hard_wall = std::max(marks.hard_wall, inv.wall);
+    }
+    newest_wall_ = std::max(newest_wall_, inv.wall);
+  }
+  for (const auto& [name, marks] : marks_) {
+    if (!name.first.empty()) {
+      by_wall_.emplace(marks.soft_wall, name);
+    }
+  }
+  for (const auto& s : state.stamps) {
+    lock_only_[{s.registry, s.key}] = s;
+  }
+  high_water_ = state.high_water;
+}
+
 core::PersistedState CommittedState::ToPersisted() const {
   core::PersistedState out;
   out.values = Values();

@@ -46,8 +46,10 @@ class CommittedState final : public core::Journal {
   // The created time of the last lock-only publish of a key.
   std::optional<double> LockOnlyStamp(const std::string& registry,
                                       const std::string& key) const;
-  // Everything, for a new leader's Coordinator::Restore.
+  // Everything, for a new leader's Coordinator::Restore and for snapshots;
+  // Load replaces this state with one so exported (a snapshot installed).
   core::PersistedState ToPersisted() const;
+  void Load(const core::PersistedState& state);
   // The highest token any record carried: a new leader hands out tokens
   // above it, so fencing tokens keep increasing across leaders.
   core::Token HighWater() const { return high_water_; }
@@ -74,7 +76,7 @@ class CommittedState final : public core::Journal {
   // `mark`.
   void EraseVoided(const Name& scope, core::Token mark);
 
-  const double horizon_s_;
+  double horizon_s_;  // not const: Load assigns a whole state
   std::map<core::SessionId, core::PersistedSession> sessions_;
   std::map<core::Token, core::PersistedGrant> grants_;
   std::map<Name, core::PersistedValue> values_;

@@ -468,6 +468,35 @@ TEST(RecordEncoderTest, AnEntryCarriesEveryKindOfRecordInOrder) {
   EXPECT_EQ(encoder.Take(), "");  // taken: the next entry starts empty
 }
 
+TEST(RecordEncoderTest, AStateSurvivesItsSnapshotEncoding) {
+  core::PersistedState state;
+  state.sessions.push_back({7, 5000, "n", "c", "o"});
+  state.grants.push_back(
+      {101, core::GrantKind::kCreator, 7, "r", "k", 3, true, 2500});
+  state.values.push_back({"r", "j", "bytes", 12.5, 99});
+  state.invalidations.push_back({"r", "", true, 100, 11.0});
+  state.stamps.push_back({"r", "s", 98, 10.25});
+  state.high_water = 4242;
+  std::optional<core::PersistedState> back = DecodeState(EncodeState(state));
+  ASSERT_TRUE(back.has_value());
+  ASSERT_EQ(back->sessions.size(), 1u);
+  EXPECT_EQ(back->sessions[0].owner, "o");
+  ASSERT_EQ(back->grants.size(), 1u);
+  EXPECT_EQ(back->grants[0].timeout_ms, 2500);
+  EXPECT_TRUE(back->grants[0].lock_only);
+  ASSERT_EQ(back->values.size(), 1u);
+  EXPECT_EQ(back->values[0].value.str(), "bytes");
+  ASSERT_EQ(back->invalidations.size(), 1u);
+  EXPECT_TRUE(back->invalidations[0].hard);
+  ASSERT_EQ(back->stamps.size(), 1u);
+  EXPECT_EQ(back->stamps[0].created_time, 10.25);
+  EXPECT_EQ(back->high_water, 4242u);
+  // A change record is not state: a log is not taken for a snapshot.
+  EXPECT_FALSE(DecodeState(EncodeDrop("r", "k")).has_value());
+  std::string torn = EncodeState(state);
+  EXPECT_FALSE(DecodeState(torn.substr(0, torn.size() - 2)).has_value());
+}
+
 TEST(RecordEncoderTest, ADamagedEntryAppliesNothing) {
   RecordEncoder encoder;
   encoder.SessionOpened({7, 5000, "", "", ""});
