@@ -61,6 +61,14 @@ class Cursor {
   bool bad_ = false;
 };
 
+// libraft's on-disk log takes only entries whose size is a multiple of 8, so
+// entries end in up to 7 zero bytes; no record is shorter than its 8-byte
+// header, so they cannot be taken for one.
+bool IsPadding(std::string_view rest) {
+  return rest.size() < 8 &&
+         rest.find_first_not_of('\0') == std::string_view::npos;
+}
+
 }  // namespace
 
 std::string EncodeValue(const core::PersistedValue& v) {
@@ -166,7 +174,7 @@ std::string EncodeState(const core::PersistedState& state) {
 std::optional<core::PersistedState> DecodeState(std::string_view data) {
   core::PersistedState state;
   RecordReader reader(data);
-  while (!reader.at_end()) {
+  while (!reader.at_end() && !IsPadding(data.substr(reader.consumed()))) {
     std::optional<Record> r = reader.Next();
     if (!r) {
       return std::nullopt;
@@ -249,12 +257,16 @@ void RecordEncoder::Released(const core::PersistedRelease& release) {
   buffer_ += EncodeReleased(release);
 }
 
+void PadEntry(std::string& entry) {
+  entry.append((8 - entry.size() % 8) % 8, '\0');
+}
+
 bool ApplyEntry(std::string_view entry, core::Journal& to) {
   // Decoded whole first: a state machine applies an entry entirely or not
   // at all.
   std::vector<Record> records;
   RecordReader reader(entry);
-  while (!reader.at_end()) {
+  while (!reader.at_end() && !IsPadding(entry.substr(reader.consumed()))) {
     std::optional<Record> record = reader.Next();
     if (!record) {
       return false;

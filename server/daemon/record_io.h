@@ -75,6 +75,10 @@ class RecordEncoder final : public core::Journal {
   std::string buffer_;
 };
 
+// Pads an entry (or snapshot) with zeros to a multiple of 8 bytes, as
+// libraft's on-disk log requires; the readers below skip the padding.
+void PadEntry(std::string& entry);
+
 // Applies every record of a log entry to `to` (a snapshot's stamps and
 // high-water mark are not journal records: they are skipped). False if the entry is not
 // whole, valid records from end to end; then nothing was applied.

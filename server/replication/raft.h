@@ -11,5 +11,6 @@
 extern "C" {
 #include <raft.h>          // IWYU pragma: export
 #include <raft/fixture.h>  // IWYU pragma: export
+#include <raft/uv.h>       // IWYU pragma: export
 }
 #pragma pop_macro("static_assert")

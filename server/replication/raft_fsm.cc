@@ -37,8 +37,8 @@ int ReplicaFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
 
 int ReplicaFsm::Snapshot(raft_fsm* fsm, raft_buffer* bufs[],
                          unsigned* n_bufs) {
-  const std::string data =
-      daemon::EncodeState(Self(fsm)->state_->ToPersisted());
+  std::string data = daemon::EncodeState(Self(fsm)->state_->ToPersisted());
+  daemon::PadEntry(data);
   // Both the array and the bytes become the library's (raft_free).
   auto* out = static_cast<raft_buffer*>(raft_malloc(sizeof(raft_buffer)));
   if (out == nullptr) {

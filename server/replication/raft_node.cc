@@ -1,0 +1,189 @@
+#include "replication/raft_node.h"
+
+#include <csignal>
+#include <cstring>
+#include <future>
+
+#include "daemon/record_io.h"
+
+namespace dogpiled::replication {
+namespace {
+
+// One proposal in flight: libraft's request and what to call back.
+struct ApplyRequest {
+  struct raft_apply req {};
+  std::function<void(bool)> done;
+};
+
+}  // namespace
+
+RaftNode::RaftNode(RaftNodeOptions options)
+    : options_(std::move(options)),
+      state_(options_.invalidation_horizon_ms) {}
+
+RaftNode::~RaftNode() { Stop(); }
+
+std::string RaftNode::Start() {
+  // libraft writes to peers with plain write(2): a peer that went away must
+  // cost that connection, not the process.
+  signal(SIGPIPE, SIG_IGN);
+  if (int rv = uv_loop_init(&loop_); rv != 0) {
+    return std::string("uv_loop_init: ") + uv_strerror(rv);
+  }
+  auto fail = [this](const std::string& what, int rv) {
+    uv_loop_close(&loop_);
+    return what + ": " + raft_strerror(rv);
+  };
+  transport_.version = 1;  // the caller fills the version in
+  if (int rv = raft_uv_tcp_init(&transport_, &loop_); rv != 0) {
+    return fail("raft_uv_tcp_init", rv);
+  }
+  if (int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), &transport_);
+      rv != 0) {
+    return fail("raft_uv_init " + options_.dir + " (" + io_.errmsg + ")",
+                rv);
+  }
+  // A damaged segment is an operator's decision, never moved aside
+  // silently (replication-notes.md).
+  raft_uv_set_auto_recovery(&io_, false);
+  if (int rv = raft_init(&raft_, &io_, fsm_.fsm(), options_.id,
+                         options_.address.c_str());
+      rv != 0) {
+    return fail("raft_init", rv);
+  }
+  // Before raft_start: later calls only store the values.
+  raft_set_election_timeout(&raft_, options_.election_timeout_ms);
+  raft_set_heartbeat_timeout(&raft_, options_.heartbeat_timeout_ms);
+  raft_set_pre_vote(&raft_, true);
+  raft_configuration conf;
+  raft_configuration_init(&conf);
+  for (const auto& [id, address] : options_.members) {
+    raft_configuration_add(&conf, id, address.c_str(), RAFT_VOTER);
+  }
+  const int boot = raft_bootstrap(&raft_, &conf);
+  raft_configuration_close(&conf);
+  if (boot != 0 && boot != RAFT_CANTBOOTSTRAP) {  // that: not pristine
+    return fail("raft_bootstrap", boot);
+  }
+  wake_.data = this;
+  uv_async_init(&loop_, &wake_, [](uv_async_t* handle) {
+    static_cast<RaftNode*>(handle->data)->Drain();
+  });
+  if (int rv = raft_start(&raft_); rv != 0) {
+    return fail("raft_start (" + std::string(raft_errmsg(&raft_)) + ")", rv);
+  }
+  {
+    std::lock_guard lock(mu_);
+    running_ = true;
+    stopping_ = false;
+  }
+  thread_ = std::thread([this] { Loop(); });
+  return "";
+}
+
+void RaftNode::Loop() {
+  uv_run(&loop_, UV_RUN_DEFAULT);  // returns once every handle is closed
+  uv_loop_close(&loop_);
+}
+
+void RaftNode::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (!running_ || stopping_) {
+      return;
+    }
+    stopping_ = true;
+  }
+  uv_async_send(&wake_);
+  thread_.join();
+  std::lock_guard lock(mu_);
+  running_ = false;
+  for (Proposal& p : proposals_) {
+    p.done(false);
+  }
+  proposals_.clear();
+  calls_.clear();
+  cv_.notify_all();
+}
+
+void RaftNode::Propose(std::string entry, std::function<void(bool)> done) {
+  daemon::PadEntry(entry);
+  {
+    std::lock_guard lock(mu_);
+    if (!running_ || stopping_) {
+      done(false);
+      return;
+    }
+    proposals_.push_back({std::move(entry), std::move(done)});
+  }
+  uv_async_send(&wake_);
+}
+
+bool RaftNode::Run(const std::function<void(raft&, CommittedState&)>& fn) {
+  std::promise<void> ran;
+  std::future<void> done = ran.get_future();
+  {
+    std::lock_guard lock(mu_);
+    if (!running_ || stopping_) {
+      return false;
+    }
+    calls_.push_back([&] {
+      fn(raft_, state_);
+      ran.set_value();
+    });
+  }
+  uv_async_send(&wake_);
+  done.wait();
+  return true;
+}
+
+void RaftNode::Drain() {
+  std::deque<Proposal> proposals;
+  std::deque<std::function<void()>> calls;
+  bool stop = false;
+  {
+    std::lock_guard lock(mu_);
+    proposals.swap(proposals_);
+    calls.swap(calls_);
+    stop = stopping_;
+  }
+  for (auto& call : calls) {
+    call();
+  }
+  for (Proposal& p : proposals) {
+    if (raft_state(&raft_) != RAFT_LEADER) {
+      p.done(false);
+      continue;
+    }
+    raft_buffer buf;
+    buf.len = p.entry.size();
+    buf.base = raft_malloc(p.entry.empty() ? 1 : p.entry.size());
+    std::memcpy(buf.base, p.entry.data(), p.entry.size());
+    auto* request = new ApplyRequest;
+    request->done = std::move(p.done);
+    request->req.data = request;
+    const int rv = raft_apply(&raft_, &request->req, &buf, 1,
+                              [](struct raft_apply* req, int status, void*) {
+                                auto* r = static_cast<ApplyRequest*>(req->data);
+                                r->done(status == 0);
+                                delete r;
+                              });
+    if (rv != 0) {
+      // Nothing was queued. libraft 0.22 has freed the buffer already (a
+      // raft_free here was a double free, seen on losing the lead).
+      request->done(false);
+      delete request;
+    }
+  }
+  if (stop) {
+    raft_.data = this;
+    raft_close(&raft_, [](struct raft* r) {
+      auto* self = static_cast<RaftNode*>(r->data);
+      raft_uv_close(&self->io_);
+      raft_uv_tcp_close(&self->transport_);
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->wake_), nullptr);
+    });
+  }
+}
+
+}  // namespace dogpiled::replication
