@@ -56,21 +56,30 @@ TEST_F(HerdTest, ThirtyTwoThreadsOnOneMissingKeyElectOneCreator) {
     t.join();
   }
   EXPECT_EQ(runs, 1);
-  uint64_t own_round_trips = 0;
+  uint64_t fresh = 0;
   for (const AcquireResult& r : got) {
     EXPECT_EQ(r.value, "value");
     // A thread shared the creator's flight (kWaited) without reaching the
-    // daemon, unless it stepped into acquire() after the flight had ended
-    // (no sleep orders that): then its own round trip found the value
-    // FRESH. Either way nobody created twice.
+    // daemon, unless it stepped into acquire() after that flight had ended
+    // (no sleep orders that): then it led or joined a later flight, whose
+    // one round trip found the value FRESH for all who joined it. Either
+    // way nobody created twice.
     EXPECT_TRUE(r.source == ValueSource::kCreated ||
                 r.source == ValueSource::kWaited ||
                 r.source == ValueSource::kFresh);
-    own_round_trips += r.source == ValueSource::kFresh ? 1 : 0;
+    fresh += r.source == ValueSource::kFresh ? 1 : 0;
   }
   const Stats stats = GetStatsOrDie(*client_);
   EXPECT_EQ(stats.acquires_create, 1u);
-  EXPECT_EQ(testing::TotalAcquires(stats), 1u + own_round_trips);
+  // One round trip for the creator's flight, and one per later flight,
+  // which at least one FRESH thread led (a loaded machine once had 25 late
+  // threads share 2 such flights: 3 acquires in all).
+  if (fresh == 0) {
+    EXPECT_EQ(testing::TotalAcquires(stats), 1u);
+  } else {
+    EXPECT_GT(testing::TotalAcquires(stats), 1u);
+    EXPECT_LE(testing::TotalAcquires(stats), 1u + fresh);
+  }
   EXPECT_EQ(stats.publishes, 1u);
 }
 
