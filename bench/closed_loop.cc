@@ -1,5 +1,6 @@
 #include "closed_loop.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <memory>
@@ -23,7 +24,11 @@ struct Run {
   LoopOptions options;
   const StartOp* start = nullptr;
   int64_t window_begin_ns = 0;
-  int64_t window_end_ns = 0;
+  // Moves only later, and only while no operation has ended in the window
+  // (see OnDone).
+  std::atomic<int64_t> window_end_ns{0};
+  std::atomic<int64_t> window_ops{0};
+  int64_t hard_end_ns = 0;  // the window never stays open past this
   std::atomic<int64_t> next_index{0};
   std::vector<Slot> slots;
   std::mutex mutex;
@@ -40,13 +45,26 @@ void OnDone(Run* run, int slot_index, bool ok, const std::string& error) {
     if (slot.errors++ == 0) {
       slot.first_error = error;
     }
-  } else if (slot.started_ns >= run->window_begin_ns &&
-             now <= run->window_end_ns) {
-    ++slot.ops;
-    slot.latencies_ns.push_back(now - slot.started_ns);
+  } else if (slot.started_ns >= run->window_begin_ns) {
+    int64_t end = run->window_end_ns.load();
+    // On a starved machine an operation can outlast a short window, which
+    // then measured nothing (a quick CI run once reported 0/s). The window
+    // stays open until one operation started in it has ended.
+    if (now > end && run->window_ops.load() == 0) {
+      while (end < now && !run->window_end_ns.compare_exchange_weak(end, now)) {
+      }
+      end = std::max(end, now);
+    }
+    if (now <= end) {
+      ++slot.ops;
+      ++run->window_ops;
+      slot.latencies_ns.push_back(now - slot.started_ns);
+    }
   }
-  if (now < run->window_end_ns &&
-      slot.errors < run->options.max_errors_per_slot) {
+  const bool open =
+      now < run->window_end_ns.load() ||
+      (run->window_ops.load() == 0 && now < run->hard_end_ns);
+  if (open && slot.errors < run->options.max_errors_per_slot) {
     Launch(run, slot_index);
     return;
   }
@@ -85,6 +103,7 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartOp& start) {
       t0 + static_cast<int64_t>(options.warmup_seconds * kNsPerSec);
   run->window_end_ns =
       run->window_begin_ns + static_cast<int64_t>(options.seconds * kNsPerSec);
+  run->hard_end_ns = run->window_end_ns + 30 * kNsPerSec;
   for (int i = 0; i < options.concurrency; ++i) {
     Launch(run.get(), i);
   }
@@ -95,10 +114,14 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartOp& start) {
     // (the last ones may stop just as the window closes).
     for (auto [at, hook] : {std::pair{run->window_begin_ns,
                                       &options.on_window_begin},
-                            std::pair{run->window_end_ns,
+                            std::pair{run->window_end_ns.load(),
                                       &options.on_window_end}}) {
       run->idle.wait_for(lock, std::chrono::nanoseconds(at - NowNs()),
                          all_idle);
+      if (hook == &options.on_window_end && run->window_ops.load() == 0) {
+        // Held open (OnDone): it closes as the slots stop.
+        run->idle.wait(lock, all_idle);
+      }
       if (*hook) {
         lock.unlock();
         (*hook)();
@@ -112,7 +135,7 @@ LoopResult RunClosedLoop(const LoopOptions& options, const StartOp& start) {
   LoopResult result;
   // A run cut short by max_ops measured only until it ended.
   result.seconds =
-      static_cast<double>(std::min(t_end, run->window_end_ns) -
+      static_cast<double>(std::min(t_end, run->window_end_ns.load()) -
                           std::min(t_end, run->window_begin_ns)) /
       kNsPerSec;
   for (Slot& slot : run->slots) {

@@ -14,7 +14,10 @@ namespace dogpiled::bench {
 
 struct LoopOptions {
   int concurrency = 32;
-  double seconds = 5;           // measured window
+  // Measured window. It stays open past this until one operation started
+  // in it has ended (at most 30 s more), so a starved machine gives a slow
+  // figure, never an empty one.
+  double seconds = 5;
   double warmup_seconds = 0.5;  // run but not measured, before the window
   // Bounds the run in count as well as time (setup loops use it).
   int64_t max_ops = std::numeric_limits<int64_t>::max();
