@@ -20,7 +20,13 @@ from soak_worker import KEYS, registry_of
 PROCESSES = 2
 TASKS = 100  # concurrent session lifecycles per process
 HORIZON_MS = 2000  # invalidations are forgotten soon, so nothing stays for them
-RSS_GROWTH = 1.20  # last-third median over first-third median, after warm-up
+# RSS, after warm-up, in thirds of the run. A leak grows all along: the last
+# third over the middle one catches any that adds 16% or more over the run
+# (the old first-to-last rule needed 20%). A one-time step is not a leak: a
+# burst on a starved machine once left the allocator 3.8 MB more at 47 s,
+# flat after (CI failed at 1.21x first-to-last); the total rule bounds those.
+RSS_SLOPE = 1.08  # last-third median over middle-third median
+RSS_TOTAL = 1.50  # last-third median over first-third median
 # gRPC's pool may add a thread or two under a burst; a leak per session or
 # stream would add thousands.
 THREAD_GROWTH = 4
@@ -28,7 +34,7 @@ THREAD_GROWTH = 4
 
 def thirds(samples):
     n = len(samples) // 3
-    return samples[:n], samples[-n:]
+    return samples[:n], samples[n:-n], samples[-n:]
 
 
 def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
@@ -86,13 +92,15 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
     counts = sum((collections.Counter(o["counts"]) for o in outputs), collections.Counter())
     unexpected = [m for o in outputs for m in o["unexpected"]]
     warm = [s for s in samples if s[0] >= min(10, seconds / 4)]
-    first, last = thirds(warm)
+    first, middle, last = thirds(warm)
     rss_first = statistics.median(s[1] for s in first)
+    rss_middle = statistics.median(s[1] for s in middle)
     rss_last = statistics.median(s[1] for s in last)
     threads_first = max(s[2] for s in first)
     threads_last = max(s[2] for s in last)
     summary = (f"sessions opened {counts['sessions']}, peak open {max(s[3] for s in samples)}, "
-               f"rpcs {counts['rpc']}; RSS median {rss_first} -> {rss_last} KiB; threads max "
+               f"rpcs {counts['rpc']}; RSS median by thirds {rss_first} -> {rss_middle} -> "
+               f"{rss_last} KiB; threads max "
                f"{threads_first} -> {threads_last}; counts {dict(sorted(counts.items()))}")
     # Stored values grow as more keys get one: part of any RSS growth.
     timeline = " ".join(f"{t:.0f}s:{rss / 1024:.1f}M/{threads}t/{stored // 1024}K"
@@ -105,7 +113,8 @@ def test_soak_memory_and_threads_stay_flat_and_nothing_leaks(tmp_path):
     assert max(s[3] for s in samples) >= 100, summary
     assert counts["left_to_expire"] >= 100 and counts["probes"] >= 10, summary
     assert counts["expected_not_found"] >= counts["probes"], summary
-    assert rss_last <= rss_first * RSS_GROWTH, summary
+    assert rss_last <= rss_middle * RSS_SLOPE, summary
+    assert rss_last <= rss_first * RSS_TOTAL, summary
     assert threads_last <= threads_first + THREAD_GROWTH, summary
     # Nothing leaked: no session, waiter or entry beyond the stored values.
     assert stats.sessions == 0 and stats.waiters == 0, stats
