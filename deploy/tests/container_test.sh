@@ -116,7 +116,15 @@ print("metrics: acquires create=1 fresh=1, publishes=1, entries=1, one creation 
 PY
 
 # --- the image's HEALTHCHECK ---------------------------------------------
-podman healthcheck run "$CID" || fail "podman healthcheck run: unhealthy while serving"
+# One probe may outlast its 5 s timeout on a starved machine (seen under
+# stress-ci: dogpilectl itself slow to start); Docker and podman call a
+# container unhealthy only after --retries=3 failures in a row (Dockerfile),
+# and so does this.
+healthy=0
+for _ in 1 2 3; do
+  if podman healthcheck run "$CID"; then healthy=1; break; fi
+done
+[ "$healthy" = 1 ] || fail "podman healthcheck run: unhealthy while serving (3 probes in a row)"
 echo "HEALTHCHECK: healthy while serving"
 # And it must fail when nothing serves: the same command in a fresh
 # container whose port file names a port nobody listens on.
