@@ -23,6 +23,15 @@ using core::PersistedInvalidation;
 using core::PersistedSession;
 using core::PersistedValue;
 
+void CommittedState::Raise(Marks& marks, const PersistedInvalidation& inv) {
+  marks.soft = std::max(marks.soft, inv.mark);
+  marks.soft_wall = std::max(marks.soft_wall, inv.wall);
+  if (inv.hard) {
+    marks.hard = std::max(marks.hard, inv.mark);
+    marks.hard_wall = std::max(marks.hard_wall, inv.wall);
+  }
+}
+
 CommittedState::CommittedState(int64_t invalidation_horizon_ms)
     : horizon_s_(static_cast<double>(invalidation_horizon_ms) / 1000.0) {}
 
@@ -44,12 +53,7 @@ void CommittedState::Invalidated(const PersistedInvalidation& inv) {
     return;  // a wider mark voids as much already (a fold came first)
   }
   Marks& marks = marks_[{inv.registry, inv.key}];
-  marks.soft = std::max(marks.soft, inv.mark);
-  marks.soft_wall = std::max(marks.soft_wall, inv.wall);
-  if (inv.hard) {
-    marks.hard = std::max(marks.hard, inv.mark);
-    marks.hard_wall = std::max(marks.hard_wall, inv.wall);
-  }
+  Raise(marks, inv);
   if (!inv.registry.empty()) {  // the daemon-wide mark is never pruned
     by_wall_.emplace(marks.soft_wall, Name{inv.registry, inv.key});
   }
@@ -228,13 +232,7 @@ void CommittedState::Load(const core::PersistedState& state) {
     values_[{v.registry, v.key}] = v;
   }
   for (const auto& inv : state.invalidations) {
-    Marks& marks = marks_[{inv.registry, inv.key}];
-    marks.soft = std::max(marks.soft, inv.mark);
-    marks.soft_wall = std::max(marks.soft_wall, inv.wall);
-    if (inv.hard) {
-      marks.hard = std::max(marks.hard, inv.mark);
-      marks.hard_wall = std::max(marks.hard_wall, inv.wall);
-    }
+    Raise(marks_[{inv.registry, inv.key}], inv);
     newest_wall_ = std::max(newest_wall_, inv.wall);
   }
   for (const auto& [name, marks] : marks_) {

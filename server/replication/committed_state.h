@@ -66,6 +66,8 @@ class CommittedState final : public core::Journal {
     double soft_wall = 0;
     double hard_wall = 0;
   };
+  // Raises a key's or registry's marks to an invalidation's.
+  static void Raise(Marks& marks, const core::PersistedInvalidation& inv);
   void Prune();
   // Whether a wider mark (the registry's, or the daemon-wide one) already
   // voids all that `inv` would; and dropping the narrower marks a wider one
