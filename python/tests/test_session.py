@@ -84,7 +84,10 @@ def test_open_failure_is_a_clear_error():
 
 def test_daemon_restart_is_survived(restartable_daemon, registry):
     reported = threading.Event()
-    client = dogpiled.Client(restartable_daemon.address, session_ttl=1.0,
+    # A TTL long enough that the new session outlives a starved keep-alive
+    # thread (the SDK gives a lease up 4/5 of its TTL after its last
+    # renewal): the loss to report is the restart's, found on reconnecting.
+    client = dogpiled.Client(restartable_daemon.address, session_ttl=5.0,
                              on_session_lost=lambda s, r: reported.set())
     try:
         before = client.write_lock(registry, "k")
