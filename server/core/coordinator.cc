@@ -337,7 +337,9 @@ void Coordinator::FireTimer(const TimerTarget& target) {
   }
 }
 
-void Coordinator::Shutdown() {
+void Coordinator::Shutdown() { Shutdown(ShuttingDown()); }
+
+void Coordinator::Shutdown(const Status& why) {
   Op op(this);
   shutting_down_ = true;
   std::vector<uint64_t> ids;
@@ -348,7 +350,7 @@ void Coordinator::Shutdown() {
   std::sort(ids.begin(), ids.end());
   for (uint64_t id : ids) {
     Waiter waiter = Unpark(id);
-    Answer(waiter, ShuttingDown());
+    Answer(waiter, why);
   }
 }
 

@@ -126,8 +126,10 @@ class Coordinator {
   // by NextDeadlineMs() before has been added. Set it before serving.
   void SetDeadlineHook(std::function<void()> hook);
 
-  // New requests get UNAVAILABLE; every parked call is answered UNAVAILABLE.
+  // New requests get UNAVAILABLE; every parked call is answered UNAVAILABLE
+  // (SHUTTING_DOWN, or `why`: a deposed leader says NOT_LEADER).
   void Shutdown();
+  void Shutdown(const Status& why);
 
   // Persistence (persistence.cc). Restore loads values and invalidations
   // before serving; values too old for the memory budget are skipped.

@@ -50,26 +50,32 @@ class ValueReactor final : public grpc::ServerUnaryReactor {
 }  // namespace
 
 grpc::ServerUnaryReactor* DogpileService::FinishWhenDurable(
-    grpc::CallbackServerContext* ctx, std::function<void()> on_ok,
-    core::AckWaitPtr acks) {
+    grpc::CallbackServerContext* ctx, const Serving& serving,
+    std::function<void()> on_ok, core::AckWaitPtr acks) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  // Acks first, then durability: the barrier taken after the acks still
-  // covers every record journaled before it. No lock is held meanwhile.
-  auto when_applied = [reactor, durability = durability_,
-                       on_ok = std::move(on_ok)](core::Status applied) {
-    if (!applied.ok() || durability == nullptr) {
-      if (applied.ok()) {
-        on_ok();
-      }
-      reactor->Finish(ToGrpc(applied));
+  // Acks first, then durability, then the commit: each barrier, taken
+  // after the one before, still covers every record journaled before it.
+  // No lock is held meanwhile.
+  auto finish = [reactor, on_ok = std::move(on_ok)](core::Status s) {
+    if (s.ok()) {
+      on_ok();
+    }
+    reactor->Finish(ToGrpc(s));
+  };
+  auto when_durable = [serving, finish](core::Status s) {
+    if (!s.ok()) {
+      finish(s);
       return;
     }
-    durability->AfterDurable([reactor, on_ok](core::Status s) {
-      if (s.ok()) {
-        on_ok();
-      }
-      reactor->Finish(ToGrpc(s));
-    });
+    AfterCommit(serving, finish);
+  };
+  auto when_applied = [durability = durability_,
+                       when_durable](core::Status applied) {
+    if (!applied.ok() || durability == nullptr) {
+      when_durable(applied);
+      return;
+    }
+    durability->AfterDurable(when_durable);
   };
   if (acks != nullptr) {
     acks->Then(std::move(when_applied));
@@ -82,8 +88,12 @@ grpc::ServerUnaryReactor* DogpileService::FinishWhenDurable(
 grpc::ServerUnaryReactor* DogpileService::Acquire(
     grpc::CallbackServerContext* ctx, const v1::AcquireRequest* request,
     v1::AcquireResponse* response) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   if (grpc::Status s = auth_->Check(ctx, request->registry(),
-                                    request->session_id(), core_);
+                                    request->session_id(), serving.core.get());
       !s.ok()) {
     return FinishNow(ctx, s);
   }
@@ -107,43 +117,46 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
   r.request_id = request->request_id();
   r.near_cache = request->near_cache();
 
-  auto* reactor = new WaitReactor(core_, ctx);
-  const uint64_t wait_id = core_->Acquire(
-      r, [reactor, response, request, ctx,
-          budget = budget_](core::StatusOr<core::AcquireResult> result) {
-        if (!result.ok()) {
-          reactor->Finish(ToGrpc(result.status()));
-          return;
-        }
-        core::AcquireResult& got = result.value();
-        if (got.has_value && got.outcome != core::Outcome::kCreate) {
-          // The call was admitted while its connection was reading: its
-          // answer waits for room rather than failing, holding the shared
-          // value (a Publish answering 1,000 parked calls at once).
-          reactor->reservation().Queue(
-              budget, ctx->peer(), got.value.size(),
-              [reactor, response, got = std::move(got)] {
-                ToProto(got, response);
-                reactor->Finish(grpc::Status::OK);
-              });
-          return;
-        }
-        if (got.has_value &&
-            !reactor->reservation().Take(budget, ctx->peer(),
-                                         got.value.size())) {
-          // A creator must learn of its role at once: it gets it without
-          // the previous value.
-          got.has_value = false;
-          got.value.clear();
-        }
-        ToProto(got, response);
-        if (got.outcome == core::Outcome::kCreate) {
-          reactor->NoteGrant(request->registry(), request->key(),
-                             request->session_id(), got.token,
-                             /*is_lock=*/false);
-        }
-        reactor->Finish(grpc::Status::OK);
-      });
+  auto* reactor = new WaitReactor(serving.core, ctx);
+  // Answers once the grant (or the read) is committed: in replicated mode
+  // nothing reaches a client that a new leader might not hold.
+  auto deliver = [reactor, response, request, ctx, budget = budget_](
+                     core::StatusOr<core::AcquireResult> result) {
+    if (!result.ok()) {
+      reactor->Finish(ToGrpc(result.status()));
+      return;
+    }
+    core::AcquireResult& got = result.value();
+    if (got.has_value && got.outcome != core::Outcome::kCreate) {
+      // The call was admitted while its connection was reading: its
+      // answer waits for room rather than failing, holding the shared
+      // value (a Publish answering 1,000 parked calls at once).
+      reactor->reservation().Queue(
+          budget, ctx->peer(), got.value.size(),
+          [reactor, response, got = std::move(got)] {
+            ToProto(got, response);
+            reactor->Finish(grpc::Status::OK);
+          });
+      return;
+    }
+    if (got.has_value &&
+        !reactor->reservation().Take(budget, ctx->peer(), got.value.size())) {
+      // A creator must learn of its role at once: it gets it without the
+      // previous value.
+      got.has_value = false;
+      got.value.clear();
+    }
+    ToProto(got, response);
+    if (got.outcome == core::Outcome::kCreate) {
+      reactor->NoteGrant(request->registry(), request->key(),
+                         request->session_id(), got.token,
+                         /*is_lock=*/false);
+    }
+    reactor->Finish(grpc::Status::OK);
+  };
+  const uint64_t wait_id = serving.core->Acquire(
+      r, DeliverWhenCommitted<core::AcquireResult>(serving, reactor,
+                                                   std::move(deliver)));
   reactor->SetWaitId(wait_id);
   return reactor;
 }
@@ -151,8 +164,12 @@ grpc::ServerUnaryReactor* DogpileService::Acquire(
 grpc::ServerUnaryReactor* DogpileService::Publish(
     grpc::CallbackServerContext* ctx, const v1::PublishRequest* request,
     v1::PublishResponse* response) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   if (grpc::Status s = auth_->Check(ctx, request->registry(),
-                                    request->session_id(), core_);
+                                    request->session_id(), serving.core.get());
       !s.ok()) {
     return FinishNow(ctx, s);
   }
@@ -172,20 +189,25 @@ grpc::ServerUnaryReactor* DogpileService::Publish(
     r.created_time = request->created_time();
   }
   core::AckWaitPtr acks;
-  core::StatusOr<double> created = core_->Publish(r, &acks);
+  core::StatusOr<double> created = serving.core->Publish(r, &acks);
   if (!created.ok()) {
-    return FinishNow(ctx, ToGrpc(created.status()));
+    return FinishCommitted(ctx, serving, created.status());
   }
   return FinishWhenDurable(
-      ctx, [response, t = created.value()] { response->set_created_time(t); },
+      ctx, serving,
+      [response, t = created.value()] { response->set_created_time(t); },
       std::move(acks));
 }
 
 grpc::ServerUnaryReactor* DogpileService::Abandon(
     grpc::CallbackServerContext* ctx, const v1::AbandonRequest* request,
     v1::AbandonResponse* /*response*/) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   if (grpc::Status s = auth_->Check(ctx, request->registry(),
-                                    request->session_id(), core_);
+                                    request->session_id(), serving.core.get());
       !s.ok()) {
     return FinishNow(ctx, s);
   }
@@ -196,12 +218,16 @@ grpc::ServerUnaryReactor* DogpileService::Abandon(
   r.token = request->token();
   r.reason = request->reason();
   r.retry_after_ms = request->retry_after_ms();
-  return FinishNow(ctx, ToGrpc(core_->Abandon(r)));
+  return FinishCommitted(ctx, serving, serving.core->Abandon(r));
 }
 
 grpc::ServerUnaryReactor* DogpileService::Invalidate(
     grpc::CallbackServerContext* ctx, const v1::InvalidateRequest* request,
     v1::InvalidateResponse* /*response*/) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   if (grpc::Status s = auth_->CheckRegistry(ctx, request->registry());
       !s.ok()) {
     return FinishNow(ctx, s);
@@ -213,15 +239,19 @@ grpc::ServerUnaryReactor* DogpileService::Invalidate(
   // Applied even when the journal has failed: more invalidation is always
   // safe. The answer still says whether it is durable.
   core::AckWaitPtr acks;
-  if (core::Status s = core_->Invalidate(r, &acks); !s.ok()) {
+  if (core::Status s = serving.core->Invalidate(r, &acks); !s.ok()) {
     return FinishNow(ctx, ToGrpc(s));
   }
-  return FinishWhenDurable(ctx, [] {}, std::move(acks));
+  return FinishWhenDurable(ctx, serving, [] {}, std::move(acks));
 }
 
 grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
                                                const v1::PeekRequest* request,
                                                v1::PeekResponse* response) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   if (grpc::Status s = auth_->CheckRegistry(ctx, request->registry());
       !s.ok()) {
     return FinishNow(ctx, s);
@@ -232,8 +262,8 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
   if (budget_ != nullptr && budget_->Exhausted(ctx->peer())) {
     return FinishNow(ctx, BudgetFull(budget_));
   }
-  core::StatusOr<core::PeekResult> peeked =
-      core_->Peek(request->registry(), request->key(), request->expire_ms());
+  core::StatusOr<core::PeekResult> peeked = serving.core->Peek(
+      request->registry(), request->key(), request->expire_ms());
   auto* reactor = new ValueReactor();
   if (peeked.ok() && peeked->has_value &&
       !reactor->reservation().Take(budget_, ctx->peer(),
@@ -249,7 +279,15 @@ grpc::ServerUnaryReactor* DogpileService::Peek(grpc::CallbackServerContext* ctx,
     response->set_creating(peeked->creating);
     response->set_age_ms(peeked->age_ms);
   }
-  reactor->Finish(ToGrpc(peeked.status()));
+  if (serving.commit == nullptr) {
+    reactor->Finish(ToGrpc(peeked.status()));
+    return reactor;
+  }
+  // What it read may be a change not committed yet: answer once it is.
+  serving.commit->AfterDurable(
+      [reactor, status = peeked.status()](core::Status s) {
+        reactor->Finish(ToGrpc(s.ok() ? status : s));
+      });
   return reactor;
 }
 

@@ -1,6 +1,7 @@
 // The gRPC services. Handlers only translate: build the core request, make
 // one core call, map the result. Thread-safe: gRPC calls them from its own
-// threads; all state lives in the Coordinator.
+// threads; all state lives in the Coordinator the CoreSource hands out (in
+// replicated mode: the leader's, and answers wait for the commit).
 #pragma once
 
 #include <functional>
@@ -8,6 +9,7 @@
 #include "core/coordinator.h"
 #include "core/journal.h"
 #include "service/auth.h"
+#include "service/core_source.h"
 #include "service/response_budget.h"
 #include "dogpiled/v1/admin.grpc.pb.h"
 #include "dogpiled/v1/dogpile.grpc.pb.h"
@@ -21,9 +23,9 @@ namespace v1 = ::dogpiled::v1;
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
   // `near_cache` (may be null) learns which watch each KeepAlive names.
-  SessionsService(core::Coordinator* core, const Auth* auth,
+  SessionsService(const CoreSource* cores, const Auth* auth,
                   core::NearCacheTracker* near_cache = nullptr)
-      : core_(core), auth_(auth), near_cache_(near_cache) {}
+      : cores_(cores), auth_(auth), near_cache_(near_cache) {}
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
                                  const v1::OpenRequest* request,
                                  v1::OpenResponse* response) override;
@@ -34,7 +36,7 @@ class SessionsService final : public v1::Sessions::CallbackService {
                                   v1::CloseResponse* response) override;
 
  private:
-  core::Coordinator* const core_;
+  const CoreSource* const cores_;
   const Auth* const auth_;
   core::NearCacheTracker* const near_cache_;
 };
@@ -47,11 +49,11 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   // as the policy promises. `near_cache` (may be null: Watch is refused)
   // is the tracker the Coordinator was given; Publish and Invalidate are
   // answered once the near-caches holding the key have dropped it.
-  DogpileService(core::Coordinator* core, const Auth* auth,
+  DogpileService(const CoreSource* cores, const Auth* auth,
                  ResponseBudget* budget = nullptr,
                  core::DurabilityBarrier* durability = nullptr,
                  core::NearCacheTracker* near_cache = nullptr)
-      : core_(core),
+      : cores_(cores),
         auth_(auth),
         budget_(budget),
         durability_(durability),
@@ -81,10 +83,10 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   // durable; else with the first failure (UNAVAILABLE). `on_ok` fills the
   // answer first.
   grpc::ServerUnaryReactor* FinishWhenDurable(
-      grpc::CallbackServerContext* ctx, std::function<void()> on_ok,
-      core::AckWaitPtr acks = nullptr);
+      grpc::CallbackServerContext* ctx, const Serving& serving,
+      std::function<void()> on_ok, core::AckWaitPtr acks = nullptr);
 
-  core::Coordinator* const core_;
+  const CoreSource* const cores_;
   const Auth* const auth_;
   ResponseBudget* const budget_;
   core::DurabilityBarrier* const durability_;
@@ -93,8 +95,8 @@ class DogpileService final : public v1::Dogpile::CallbackService {
 
 class RWMutexService final : public v1::RWMutex::CallbackService {
  public:
-  RWMutexService(core::Coordinator* core, const Auth* auth)
-      : core_(core), auth_(auth) {}
+  RWMutexService(const CoreSource* cores, const Auth* auth)
+      : cores_(cores), auth_(auth) {}
   grpc::ServerUnaryReactor* Lock(grpc::CallbackServerContext* ctx,
                                  const v1::LockRequest* request,
                                  v1::LockResponse* response) override;
@@ -103,22 +105,45 @@ class RWMutexService final : public v1::RWMutex::CallbackService {
                                    v1::UnlockResponse* response) override;
 
  private:
-  core::Coordinator* const core_;
+  const CoreSource* const cores_;
   const Auth* const auth_;
 };
 
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  AdminService(core::Coordinator* core, const Auth* auth)
-      : core_(core), auth_(auth) {}
+  // `cluster` (may be null: a single node) answers Admin.Cluster.
+  AdminService(const CoreSource* cores, const Auth* auth,
+               std::function<core::Status(v1::ClusterResponse*)> cluster = {})
+      : cores_(cores), auth_(auth), cluster_(std::move(cluster)) {}
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
                                   const v1::StatsRequest* request,
                                   v1::StatsResponse* response) override;
+  grpc::ServerUnaryReactor* Cluster(grpc::CallbackServerContext* ctx,
+                                    const v1::ClusterRequest* request,
+                                    v1::ClusterResponse* response) override;
 
  private:
-  core::Coordinator* const core_;
+  const CoreSource* const cores_;
   const Auth* const auth_;
+  const std::function<core::Status(v1::ClusterResponse*)> cluster_;
 };
+
+// Answers a unary call with `status` once what it depends on is committed
+// (at once on a single node): an error of the core's may rest on state
+// another call changed and has not committed yet.
+inline grpc::ServerUnaryReactor* FinishCommitted(
+    grpc::CallbackServerContext* ctx, const Serving& serving,
+    const core::Status& status) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (serving.commit == nullptr) {
+    reactor->Finish(ToGrpc(status));
+    return reactor;
+  }
+  serving.commit->AfterDurable([reactor, status](core::Status s) {
+    reactor->Finish(ToGrpc(s.ok() ? status : s));
+  });
+  return reactor;
+}
 
 // Answers a unary call at once with `status`.
 inline grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx,

@@ -1,5 +1,8 @@
 #include "service/services.h"
 
+#include <memory>
+#include <utility>
+
 #include "core/errors.h"
 #include "service/status_map.h"
 
@@ -13,11 +16,20 @@ class KeepAliveReactor final
                                      v1::KeepAliveResponse> {
  public:
   // `identity` is the stream's caller; not ok: the stream is refused.
-  KeepAliveReactor(core::Coordinator* core, core::NearCacheTracker* near_cache,
+  // `core` null: the stream is refused with `refused` (not the leader).
+  // A stream stays with the Coordinator it began on: once that one is
+  // deposed it answers UNAVAILABLE and the client opens a new stream.
+  KeepAliveReactor(std::shared_ptr<core::Coordinator> core,
+                   const grpc::Status& refused,
+                   core::NearCacheTracker* near_cache,
                    core::StatusOr<std::string> identity)
-      : core_(core),
+      : core_(std::move(core)),
         near_cache_(near_cache),
         identity_(identity.ok() ? identity.value() : std::string()) {
+    if (core_ == nullptr) {
+      Finish(refused);
+      return;
+    }
     if (!identity.ok()) {
       Finish(ToGrpc(identity.status()));
       return;
@@ -65,7 +77,7 @@ class KeepAliveReactor final
   void OnDone() override { delete this; }
 
  private:
-  core::Coordinator* const core_;
+  const std::shared_ptr<core::Coordinator> core_;
   core::NearCacheTracker* const near_cache_;
   const std::string identity_;
   v1::KeepAliveRequest request_;
@@ -77,33 +89,47 @@ class KeepAliveReactor final
 grpc::ServerUnaryReactor* SessionsService::Open(
     grpc::CallbackServerContext* ctx, const v1::OpenRequest* request,
     v1::OpenResponse* response) {
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
   core::StatusOr<std::string> identity = auth_->Identity(ctx);
   if (!identity.ok()) {
     return FinishNow(ctx, ToGrpc(identity.status()));
   }
-  core::StatusOr<core::OpenResult> opened =
-      core_->Open(request->ttl_ms(), request->client_name(),
-                  Auth::ClientKey(ctx, identity.value()), identity.value());
+  core::StatusOr<core::OpenResult> opened = serving.core->Open(
+      request->ttl_ms(), request->client_name(),
+      Auth::ClientKey(ctx, identity.value()), identity.value());
   if (opened.ok()) {
     response->set_session_id(opened->session_id);
     response->set_ttl_ms(opened->ttl_ms);
   }
-  return FinishNow(ctx, ToGrpc(opened.status()));
+  return FinishCommitted(ctx, serving, opened.status());
 }
 
 grpc::ServerBidiReactor<v1::KeepAliveRequest, v1::KeepAliveResponse>*
 SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
-  return new KeepAliveReactor(core_, near_cache_, auth_->Identity(ctx));
+  Serving serving;
+  grpc::Status refused;
+  cores_->Get(&serving, &refused);
+  return new KeepAliveReactor(serving.core, refused, near_cache_,
+                              auth_->Identity(ctx));
 }
 
 grpc::ServerUnaryReactor* SessionsService::Close(
     grpc::CallbackServerContext* ctx, const v1::CloseRequest* request,
     v1::CloseResponse* /*response*/) {
-  if (grpc::Status s = auth_->CheckSession(ctx, request->session_id(), core_);
+  Serving serving;
+  if (grpc::Status refused; !cores_->Get(&serving, &refused)) {
+    return FinishNow(ctx, refused);
+  }
+  if (grpc::Status s = auth_->CheckSession(ctx, request->session_id(),
+                                           serving.core.get());
       !s.ok()) {
     return FinishNow(ctx, s);
   }
-  return FinishNow(ctx, ToGrpc(core_->Close(request->session_id())));
+  return FinishCommitted(ctx, serving,
+                         serving.core->Close(request->session_id()));
 }
 
 }  // namespace dogpiled::service

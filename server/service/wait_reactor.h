@@ -15,10 +15,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <utility>
 
 #include "core/coordinator.h"
+#include "service/core_source.h"
 #include "service/response_budget.h"
+#include "service/status_map.h"
 
 namespace dogpiled::service {
 
@@ -40,8 +44,11 @@ inline int64_t WaitWithinDeadline(const grpc::CallbackServerContext* ctx,
 
 class WaitReactor final : public grpc::ServerUnaryReactor {
  public:
-  WaitReactor(core::Coordinator* core, grpc::CallbackServerContext* ctx)
-      : core_(core), ctx_(ctx) {}
+  // Holds `core` until done: in replicated mode a deposed leader's
+  // Coordinator outlives the calls it still answers.
+  WaitReactor(std::shared_ptr<core::Coordinator> core,
+              grpc::CallbackServerContext* ctx)
+      : core_(std::move(core)), ctx_(ctx) {}
 
   // Called by the handler before it returns the reactor to gRPC, which is
   // before any OnCancel can be delivered.
@@ -86,7 +93,7 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
 
  private:
   Reservation reservation_;
-  core::Coordinator* const core_;
+  const std::shared_ptr<core::Coordinator> core_;
   grpc::CallbackServerContext* const ctx_;
   std::atomic<uint64_t> wait_id_{0};
   std::atomic<bool> granted_{false};
@@ -96,5 +103,28 @@ class WaitReactor final : public grpc::ServerUnaryReactor {
   core::Token token_ = 0;
   bool is_lock_ = false;
 };
+
+// The core's callback for a call that may park: hands the result to
+// `deliver` once what the call depends on is committed (at once on a single
+// node), or finishes it with the failure if it never will be.
+template <typename Result, typename Deliver>
+auto DeliverWhenCommitted(Serving serving, WaitReactor* reactor,
+                          Deliver deliver) {
+  return [serving = std::move(serving), reactor,
+          deliver = std::move(deliver)](core::StatusOr<Result> result) mutable {
+    if (serving.commit == nullptr) {
+      deliver(std::move(result));
+      return;
+    }
+    serving.commit->AfterDurable(
+        [reactor, deliver, result = std::move(result)](core::Status s) {
+          if (!s.ok()) {
+            reactor->Finish(ToGrpc(s));
+            return;
+          }
+          deliver(result);
+        });
+  };
+}
 
 }  // namespace dogpiled::service

@@ -26,15 +26,19 @@ struct WatchLink {
 class WatchReactor final
     : public grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchEvent> {
  public:
-  WatchReactor(core::Coordinator* core, core::NearCacheTracker* tracker,
+  // `core` null: refused with `refused` (replicated mode, not the leader).
+  WatchReactor(std::shared_ptr<core::Coordinator> core,
+               const grpc::Status& refused, core::NearCacheTracker* tracker,
                core::StatusOr<std::string> identity)
-      : core_(core),
+      : core_(std::move(core)),
         tracker_(tracker),
         identity_(identity.ok() ? identity.value() : std::string()),
         link_(std::make_shared<WatchLink>()) {
     link_->reactor = this;
     std::lock_guard<std::mutex> lock(link_->mu);
-    if (!identity.ok()) {
+    if (core_ == nullptr) {
+      FinishLocked(refused);
+    } else if (!identity.ok()) {
       FinishLocked(ToGrpc(identity.status()));
     } else if (tracker_ == nullptr) {
       FinishLocked(ToGrpc(core::ShuttingDown()));
@@ -159,7 +163,7 @@ class WatchReactor final
     }
   }
 
-  core::Coordinator* const core_;
+  const std::shared_ptr<core::Coordinator> core_;
   core::NearCacheTracker* const tracker_;
   const std::string identity_;
   const std::shared_ptr<WatchLink> link_;
@@ -177,7 +181,11 @@ class WatchReactor final
 
 grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchEvent>*
 DogpileService::Watch(grpc::CallbackServerContext* ctx) {
-  return new WatchReactor(core_, near_cache_, auth_->Identity(ctx));
+  Serving serving;
+  grpc::Status refused;
+  cores_->Get(&serving, &refused);
+  return new WatchReactor(serving.core, refused, near_cache_,
+                          auth_->Identity(ctx));
 }
 
 }  // namespace dogpiled::service
