@@ -47,7 +47,8 @@
   X(kTimeInFuture, "TIME_IN_FUTURE")             \
   X(kResponseBytesInFlight, "RESPONSE_BYTES_IN_FLIGHT") \
   X(kCertificateWithoutIdentity, "CERTIFICATE_WITHOUT_IDENTITY") \
-  X(kWatchReplaced, "WATCH_REPLACED")
+  X(kWatchReplaced, "WATCH_REPLACED")           \
+  X(kNotReplicated, "NOT_REPLICATED")
 
 namespace dogpiled::core {
 

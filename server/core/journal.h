@@ -42,6 +42,13 @@ struct PersistedSession {
   std::string owner;   // the identity (tenant) it is bound to
 };
 
+// A member of a replicated group that led it, and the address its clients
+// reach it on: followers name it in their refusals (docs/replication.md).
+struct PersistedMember {
+  uint64_t id = 0;
+  std::string client_address;
+};
+
 enum class GrantKind { kCreator = 1, kReadLock = 2, kWriteLock = 3 };
 
 struct PersistedGrant {
@@ -82,6 +89,9 @@ class Journal {
   virtual void SessionEnded(SessionId /*id*/) {}
   virtual void Granted(const PersistedGrant& /*grant*/) {}
   virtual void Released(const PersistedRelease& /*release*/) {}
+  // A new leader's first entry: it leads from here on. Never written by
+  // the Coordinator; the replicated journal proposes it on taking the lead.
+  virtual void LeaderAnnounced(const PersistedMember& /*member*/) {}
 };
 
 // Tells a caller when the changes journaled so far are as durable as the
@@ -118,6 +128,10 @@ struct PersistedState {
   std::vector<PersistedGrant> grants;  // by token, oldest first
   std::vector<PersistedStamp> stamps;
   Token high_water = 0;  // no token at or below it is handed out again
+  // Every member that has led, with its client address; the last
+  // announced leader is `leader`.
+  std::vector<PersistedMember> members;
+  uint64_t leader = 0;
 };
 
 }  // namespace dogpiled::core

@@ -142,6 +142,14 @@ std::string EncodeReleased(const core::PersistedRelease& r) {
   return Frame(p);
 }
 
+std::string EncodeLeader(const core::PersistedMember& m) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kLeader));
+  Put<uint64_t>(p, m.id);
+  PutString(p, m.client_address);
+  return Frame(p);
+}
+
 std::string EncodeState(const core::PersistedState& state) {
   std::string out;
   for (const auto& s : state.sessions) {
@@ -164,6 +172,18 @@ std::string EncodeState(const core::PersistedState& state) {
     Put<uint64_t>(p, s.token);
     Put<double>(p, s.created_time);
     out += Frame(p);
+  }
+  // The leader last: DecodeState takes the last one for it.
+  const core::PersistedMember* leader = nullptr;
+  for (const auto& m : state.members) {
+    if (m.id == state.leader) {
+      leader = &m;
+    } else {
+      out += EncodeLeader(m);
+    }
+  }
+  if (leader != nullptr) {
+    out += EncodeLeader(*leader);
   }
   std::string p;
   Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kHighWater));
@@ -198,6 +218,10 @@ std::optional<core::PersistedState> DecodeState(std::string_view data) {
       case RecordType::kHighWater:
         state.high_water = r->high_water;
         break;
+      case RecordType::kLeader:  // the members in order, the leader last
+        state.leader = r->member.id;
+        state.members.push_back(std::move(r->member));
+        break;
       default:
         return std::nullopt;  // changes, not state
     }
@@ -228,6 +252,9 @@ void ReplayRecord(const Record& r, core::Journal& to) {
     case RecordType::kReleased:
       to.Released(r.release);
       break;
+    case RecordType::kLeader:
+      to.LeaderAnnounced(r.member);
+      break;
     case RecordType::kStamp:
     case RecordType::kHighWater:
       break;
@@ -255,6 +282,9 @@ void RecordEncoder::Granted(const core::PersistedGrant& grant) {
 }
 void RecordEncoder::Released(const core::PersistedRelease& release) {
   buffer_ += EncodeReleased(release);
+}
+void RecordEncoder::LeaderAnnounced(const core::PersistedMember& member) {
+  buffer_ += EncodeLeader(member);
 }
 
 void PadEntry(std::string& entry) {
@@ -359,6 +389,10 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       break;
     case RecordType::kHighWater:
       r.high_water = in.Get<uint64_t>();
+      break;
+    case RecordType::kLeader:
+      r.member.id = in.Get<uint64_t>();
+      r.member.client_address = in.GetString();
       break;
     default:
       return std::nullopt;

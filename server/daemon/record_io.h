@@ -26,6 +26,7 @@ enum class RecordType : uint8_t {
   kReleased = 7,
   kStamp = 8,      // snapshots only: a lock-only stamp
   kHighWater = 9,  // snapshots only: the token high-water mark
+  kLeader = 10,    // a new leader's announcement (snapshots: every member)
 };
 
 // One decoded record.
@@ -38,6 +39,7 @@ struct Record {
   core::PersistedRelease release;  // kReleased
   core::PersistedStamp stamp;      // kStamp
   core::Token high_water = 0;      // kHighWater
+  core::PersistedMember member;    // kLeader
 };
 
 std::string EncodeValue(const core::PersistedValue& value);
@@ -47,6 +49,7 @@ std::string EncodeSessionOpened(const core::PersistedSession& session);
 std::string EncodeSessionEnded(core::SessionId id);
 std::string EncodeGranted(const core::PersistedGrant& grant);
 std::string EncodeReleased(const core::PersistedRelease& release);
+std::string EncodeLeader(const core::PersistedMember& member);
 
 // A whole state as records (a replicated snapshot), and back. nullopt if
 // the bytes are not whole, valid records.
@@ -68,6 +71,7 @@ class RecordEncoder final : public core::Journal {
   void SessionEnded(core::SessionId id) override;
   void Granted(const core::PersistedGrant& grant) override;
   void Released(const core::PersistedRelease& release) override;
+  void LeaderAnnounced(const core::PersistedMember& member) override;
   // The records since the last Take(), and a fresh buffer.
   std::string Take() { return std::exchange(buffer_, {}); }
 

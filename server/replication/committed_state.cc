@@ -244,6 +244,10 @@ void CommittedState::Load(const core::PersistedState& state) {
     lock_only_[{s.registry, s.key}] = s;
   }
   high_water_ = state.high_water;
+  for (const auto& m : state.members) {
+    members_[m.id] = m;
+  }
+  leader_ = state.leader;
 }
 
 core::PersistedState CommittedState::ToPersisted() const {
@@ -254,7 +258,19 @@ core::PersistedState CommittedState::ToPersisted() const {
   out.grants = Grants();
   out.stamps = MappedValues(lock_only_);
   out.high_water = high_water_;
+  out.members = MappedValues(members_);
+  out.leader = leader_;
   return out;
+}
+
+void CommittedState::LeaderAnnounced(const core::PersistedMember& member) {
+  members_[member.id] = member;
+  leader_ = member.id;
+}
+
+std::string CommittedState::ClientAddress(uint64_t id) const {
+  auto it = members_.find(id);
+  return it == members_.end() ? "" : it->second.client_address;
 }
 
 }  // namespace dogpiled::replication

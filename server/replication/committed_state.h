@@ -34,6 +34,7 @@ class CommittedState final : public core::Journal {
   void SessionEnded(core::SessionId id) override;
   void Granted(const core::PersistedGrant& grant) override;
   void Released(const core::PersistedRelease& release) override;
+  void LeaderAnnounced(const core::PersistedMember& member) override;
 
   // Sorted by id, token, and (registry, key).
   std::vector<core::PersistedSession> Sessions() const;
@@ -53,6 +54,10 @@ class CommittedState final : public core::Journal {
   // The highest token any record carried: a new leader hands out tokens
   // above it, so fencing tokens keep increasing across leaders.
   core::Token HighWater() const { return high_water_; }
+  // The member whose announcement was applied last (0: none yet), and the
+  // client address a member announced when it led ("" if it never did).
+  uint64_t leader() const { return leader_; }
+  std::string ClientAddress(uint64_t id) const;
   // Records that named a session or grant this state does not hold (a drop
   // of an absent value is not counted: see ValueDropped). The
   // leader never writes one; a non-zero count is a bug worth an alarm.
@@ -91,6 +96,8 @@ class CommittedState final : public core::Journal {
   // key or its registry voids it (the leader's judgment needs no more).
   std::map<Name, core::PersistedStamp> lock_only_;
   core::Token high_water_ = 0;
+  std::map<uint64_t, core::PersistedMember> members_;
+  uint64_t leader_ = 0;
   uint64_t unmatched_ = 0;
 };
 

@@ -32,6 +32,9 @@ int ReplicaFsm::Apply(raft_fsm* fsm, const raft_buffer* buf, void** result) {
   }
   ++self->applied_;
   *result = nullptr;
+  if (self->after_apply_) {
+    self->after_apply_();
+  }
   return 0;
 }
 
@@ -65,6 +68,9 @@ int ReplicaFsm::Restore(raft_fsm* fsm, raft_buffer* buf) {
   Self(fsm)->state_->Load(*state);
   ++Self(fsm)->restores_;
   raft_free(buf->base);  // ours to free once restored
+  if (Self(fsm)->after_apply_) {
+    Self(fsm)->after_apply_();
+  }
   return 0;
 }
 

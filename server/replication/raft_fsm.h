@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 
 #include "replication/committed_state.h"
 #include "replication/raft.h"
@@ -18,6 +20,10 @@ class ReplicaFsm {
   ReplicaFsm& operator=(const ReplicaFsm&) = delete;
 
   raft_fsm* fsm() { return &fsm_; }
+  // Called after each entry or snapshot is applied (on the loop thread).
+  void SetAfterApply(std::function<void()> hook) {
+    after_apply_ = std::move(hook);
+  }
   CommittedState& state() { return *state_; }
   uint64_t applied() const { return applied_; }
   // Entries that were not whole, valid records. Raft gives an apply error
@@ -33,6 +39,7 @@ class ReplicaFsm {
 
   raft_fsm fsm_{};
   CommittedState* state_;
+  std::function<void()> after_apply_;
   uint64_t applied_ = 0;
   uint64_t bad_entries_ = 0;
   uint64_t restores_ = 0;

@@ -2,6 +2,7 @@
 
 #include <csignal>
 #include <cstring>
+#include <algorithm>
 #include <future>
 
 #include "daemon/record_io.h"
@@ -65,6 +66,7 @@ std::string RaftNode::Start() {
   if (boot != 0 && boot != RAFT_CANTBOOTSTRAP) {  // that: not pristine
     return fail("raft_bootstrap", boot);
   }
+  fsm_.SetAfterApply([this] { ReportLeader(/*periodic=*/false); });
   wake_.data = this;
   uv_async_init(&loop_, &wake_, [](uv_async_t* handle) {
     static_cast<RaftNode*>(handle->data)->Drain();
@@ -72,6 +74,12 @@ std::string RaftNode::Start() {
   if (int rv = raft_start(&raft_); rv != 0) {
     return fail("raft_start (" + std::string(raft_errmsg(&raft_)) + ")", rv);
   }
+  lead_timer_.data = this;
+  uv_timer_init(&loop_, &lead_timer_);
+  uv_timer_start(
+      &lead_timer_,
+      [](uv_timer_t* t) { static_cast<RaftNode*>(t->data)->CheckLeadership(); },
+      options_.lead_check_ms, options_.lead_check_ms);
   {
     std::lock_guard lock(mu_);
     running_ = true;
@@ -119,6 +127,68 @@ void RaftNode::Propose(std::string entry, std::function<void(bool)> done) {
   uv_async_send(&wake_);
 }
 
+void RaftNode::Post(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    if (!running_ || stopping_) {
+      return;
+    }
+    calls_.push_back(std::move(fn));
+  }
+  uv_async_send(&wake_);
+}
+
+std::optional<GroupView> RaftNode::View() {
+  GroupView view;
+  const bool ran = Run([&view](raft& r, CommittedState& state) {
+    for (unsigned i = 0; i < r.configuration.n; ++i) {
+      const raft_server& server = r.configuration.servers[i];
+      view.members.push_back(
+          {server.id, server.address, state.ClientAddress(server.id)});
+    }
+    std::sort(view.members.begin(), view.members.end(),
+              [](const auto& a, const auto& b) { return a.id < b.id; });
+    view.self = r.id;
+    const char* address = nullptr;
+    raft_leader(&r, &view.leader, &address);
+    view.leading = raft_state(&r) == RAFT_LEADER;
+    view.candidate = raft_state(&r) == RAFT_CANDIDATE;
+    view.term = raft_current_term(&r);
+    view.commit_index = raft_commit_index(&r);
+    view.applied_index = raft_last_applied(&r);
+  });
+  if (!ran) {
+    return std::nullopt;
+  }
+  return view;
+}
+
+void RaftNode::ReportLeader(bool periodic) {
+  if (options_.on_check) {
+    raft_id leader = 0;
+    const char* address = nullptr;
+    raft_leader(&raft_, &leader, &address);
+    options_.on_check(leader, state_, periodic);
+  }
+}
+
+void RaftNode::CheckLeadership() {
+  ReportLeader(/*periodic=*/true);
+  const bool leading = raft_state(&raft_) == RAFT_LEADER;
+  const uint64_t term = raft_current_term(&raft_);
+  if (leading == leading_ && (!leading || term == lead_term_)) {
+    return;
+  }
+  if (leading_ && leading && options_.on_leadership) {
+    options_.on_leadership(false, lead_term_);  // a new term: end the old
+  }
+  leading_ = leading;
+  lead_term_ = term;
+  if (options_.on_leadership) {
+    options_.on_leadership(leading, term);
+  }
+}
+
 bool RaftNode::Run(const std::function<void(raft&, CommittedState&)>& fn) {
   std::promise<void> ran;
   std::future<void> done = ran.get_future();
@@ -143,12 +213,17 @@ void RaftNode::Drain() {
   bool stop = false;
   {
     std::lock_guard lock(mu_);
-    proposals.swap(proposals_);
     calls.swap(calls_);
-    stop = stopping_;
   }
+  // Calls first: one may propose (a journal's flush), and its proposal
+  // then goes out in this same pass.
   for (auto& call : calls) {
     call();
+  }
+  {
+    std::lock_guard lock(mu_);
+    proposals.swap(proposals_);
+    stop = stopping_;
   }
   for (Proposal& p : proposals) {
     if (raft_state(&raft_) != RAFT_LEADER) {
@@ -176,6 +251,11 @@ void RaftNode::Drain() {
     }
   }
   if (stop) {
+    if (leading_ && options_.on_leadership) {
+      leading_ = false;
+      options_.on_leadership(false, lead_term_);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&lead_timer_), nullptr);
     raft_.data = this;
     raft_close(&raft_, [](struct raft* r) {
       auto* self = static_cast<RaftNode*>(r->data);

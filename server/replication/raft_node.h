@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -35,6 +36,35 @@ struct RaftNodeOptions {
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned invalidation_horizon_ms = 3'600'000;
+  // Called on the loop thread whenever this member starts or stops leading
+  // (a new term of leadership counts as a change), checked every
+  // `lead_check_ms`. Set before Start.
+  std::function<void(bool leading, uint64_t term)> on_leadership;
+  // Called on the loop thread after each check and each applied entry,
+  // with the leader this member knows of (0: none) and the applied state
+  // (to name the leader's client address). Set before Start.
+  // `periodic`: from the check (else after an apply).
+  std::function<void(raft_id leader, const CommittedState& state,
+                     bool periodic)>
+      on_check;
+  unsigned lead_check_ms = 10;
+};
+
+// What a member knows of its group, for Admin.Cluster.
+struct GroupView {
+  struct Member {
+    raft_id id = 0;
+    std::string raft_address;
+    std::string client_address;  // as it announced when it led ("": never)
+  };
+  std::vector<Member> members;  // the current configuration, by id
+  raft_id self = 0;
+  raft_id leader = 0;  // 0: none known
+  bool leading = false;
+  bool candidate = false;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
 };
 
 class RaftNode {
@@ -58,8 +88,17 @@ class RaftNode {
   // From any thread: runs `fn` on the loop thread and waits for it, so it
   // may read raft and the state. False if the node is not running.
   bool Run(const std::function<void(raft&, CommittedState&)>& fn);
+  // From any thread: runs `fn` on the loop thread later, without waiting
+  // (dropped if the node is not running).
+  void Post(std::function<void()> fn);
+  // From any thread (waits for the loop): the group as this member sees
+  // it; nullopt if the node is not running.
+  std::optional<GroupView> View();
 
   raft_id id() const { return options_.id; }
+  // The applied state, for callbacks that run on the loop thread only
+  // (a Propose's done, the hooks).
+  const CommittedState& state_on_loop() const { return state_; }
 
  private:
   struct Proposal {
@@ -68,6 +107,8 @@ class RaftNode {
   };
   void Loop();
   void Drain();  // on the loop: queued proposals and calls
+  void CheckLeadership();  // on the loop, every lead_check_ms
+  void ReportLeader(bool periodic);  // on the loop: on_check
 
   const RaftNodeOptions options_;
   CommittedState state_;
@@ -75,6 +116,9 @@ class RaftNode {
 
   uv_loop_t loop_{};
   uv_async_t wake_{};
+  uv_timer_t lead_timer_{};
+  bool leading_ = false;  // as last reported to on_leadership
+  uint64_t lead_term_ = 0;
   raft_uv_transport transport_{};
   raft_io io_{};
   raft raft_{};
