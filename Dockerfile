@@ -31,11 +31,11 @@ RUN cmake -S /src -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo \
  && rm -rf /build
 
 FROM debian:bookworm-slim
-# Runtime shared libraries only (their dependencies follow).
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libgrpc++1.51 libprotobuf32 libspdlog1.10 libprometheus-cpp-pull1.0 \
- && rm -rf /var/lib/apt/lists/*
+# Runtime shared libraries only (their dependencies follow), libraft from
+# bookworm-backports among them: the same install list, its "runtime" group.
+COPY scripts/install-deps.sh /tmp/install-deps.sh
+RUN /tmp/install-deps.sh runtime \
+ && rm -rf /var/lib/apt/lists/* /tmp/install-deps.sh
 # A fixed numeric uid, so Kubernetes' runAsNonRoot can check it.
 RUN groupadd --system --gid 10001 dogpiled \
  && useradd --system --uid 10001 --gid 10001 --no-create-home \

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one list of what dogpiled needs on Debian bookworm, for people, CI and
 # the Docker build alike. Idempotent: apt-get skips what is installed.
-# Usage: install-deps.sh [build] [test] [bench]; no argument installs all
-# (the Docker image's build stage asks for "build" only).
+# Usage: install-deps.sh [build] [test] [bench] [runtime]; no argument
+# installs build, test and bench (the Docker image's build stage asks for
+# "build", its final stage for "runtime": the shared libraries only).
 set -euo pipefail
 
 BUILD=(
@@ -29,6 +30,9 @@ BENCH=(
   linux-perf valgrind
 )
 
+# What the image's final stage runs dogpiled and dogpilectl with.
+RUNTIME=(libgrpc++1.51 libprotobuf32 libspdlog1.10 libprometheus-cpp-pull1.0)
+
 # Node.js and npm run the examples/node test. Debian's nodejs and npm only
 # where no node is installed at all: npm's Debian package conflicts with
 # nodesource's nodejs, which bundles its own npm.
@@ -40,21 +44,25 @@ if [ -z "$(command -v npm)" ]; then
   NODE+=(npm)
 fi
 
-# The Raft engine of replicated mode (docs/replication.md), for the tests so
-# far: libraft 0.22 from bookworm-backports, never bookworm's own 0.15 (a
-# known safety bug); libuv, which its raft.pc does not name, from bookworm.
+# The Raft engine of replicated mode (docs/replication.md): libraft 0.22
+# from bookworm-backports, never bookworm's own 0.15 (a known safety bug);
+# libuv, which its raft.pc does not name, from bookworm. Headers to build,
+# the libraries alone to run.
 RAFT=(libraft-dev libuv1-dev)
+RAFT_RUNTIME=(libraft0 libuv1)
 RAFT_MIN=0.22.1
 
 PACKAGES=()
-WANT_RAFT=0
+WANT_RAFT=()
 for group in "${@:-build test bench}"; do
   for g in $group; do
     case "$g" in
-      build) PACKAGES+=("${BUILD[@]}") ;;
-      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}); WANT_RAFT=1 ;;
+      build) PACKAGES+=("${BUILD[@]}"); WANT_RAFT=("${RAFT[@]}") ;;
+      test) PACKAGES+=("${TEST[@]}" ${NODE[@]+"${NODE[@]}"}); WANT_RAFT=("${RAFT[@]}") ;;
       bench) PACKAGES+=("${BENCH[@]}") ;;
-      *) echo "install-deps: unknown group '$g' (build, test, bench)" >&2; exit 2 ;;
+      runtime) PACKAGES+=("${RUNTIME[@]}")
+               [ ${#WANT_RAFT[@]} -gt 0 ] || WANT_RAFT=("${RAFT_RUNTIME[@]}") ;;
+      *) echo "install-deps: unknown group '$g' (build, test, bench, runtime)" >&2; exit 2 ;;
     esac
   done
 done
@@ -64,11 +72,11 @@ SUDO=""
 
 raft_ok() {
   local v
-  v=$(dpkg-query -W -f='${Version}' libraft-dev 2>/dev/null) || return 1
+  v=$(dpkg-query -W -f='${Version}' "${WANT_RAFT[0]}" 2>/dev/null) || return 1
   dpkg --compare-versions "$v" ge "$RAFT_MIN" &&
-    dpkg-query -W -f='${Status}' libuv1-dev 2>/dev/null | grep -q "install ok installed"
+    dpkg-query -W -f='${Status}' "${WANT_RAFT[1]}" 2>/dev/null | grep -q "install ok installed"
 }
-if [ "$WANT_RAFT" = 1 ] && ! raft_ok; then
+if [ ${#WANT_RAFT[@]} -gt 0 ] && ! raft_ok; then
   list=/etc/apt/sources.list.d/bookworm-backports.sources
   if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
     # The mirror apt already uses, as ../shared/tools/container-base.sh reads it.
@@ -78,11 +86,11 @@ if [ "$WANT_RAFT" = 1 ] && ! raft_ok; then
     printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
       "$mirror" | $SUDO tee "$list" >/dev/null
   fi
-  echo "install-deps: installing ${RAFT[*]} (libraft from bookworm-backports)"
+  echo "install-deps: installing ${WANT_RAFT[*]} (libraft from bookworm-backports)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    -t bookworm-backports "${RAFT[@]}"
-  raft_ok || { echo "install-deps: libraft-dev >= $RAFT_MIN did not install" >&2; exit 1; }
+    -t bookworm-backports "${WANT_RAFT[@]}"
+  raft_ok || { echo "install-deps: ${WANT_RAFT[0]} >= $RAFT_MIN did not install" >&2; exit 1; }
 fi
 
 missing=()

@@ -237,6 +237,19 @@ int RunStats(const GlobalFlags& global) {
   return kExitOk;
 }
 
+int RunCluster(const GlobalFlags& global) {
+  std::unique_ptr<dogpiled::Client> client = MakeClient(global);
+  if (!client) {
+    return kExitUsage;
+  }
+  auto cluster = client->GetCluster();
+  if (!cluster.ok()) {
+    return Fail(cluster.status());
+  }
+  PrintCluster(*cluster, global.json);
+  return kExitOk;
+}
+
 int RunHealth(const GlobalFlags& global, const HealthFlags& flags) {
   std::unique_ptr<dogpiled::Client> client = MakeClient(global);
   if (!client) {

@@ -65,6 +65,7 @@ int RunGet(const GlobalFlags& global, const GetFlags& flags);
 int RunInvalidate(const GlobalFlags& global, const InvalidateFlags& flags);
 int RunLock(const GlobalFlags& global, const LockFlags& flags);
 int RunStats(const GlobalFlags& global);
+int RunCluster(const GlobalFlags& global);
 int RunHealth(const GlobalFlags& global, const HealthFlags& flags);
 
 }  // namespace dogpilectl

@@ -108,6 +108,9 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
 
   app.add_subcommand("stats", "Print the daemon's gauges and counters");
+  CLI::App* cluster_cmd = app.add_subcommand(
+      "cluster",
+      "Print the replicated group as this member sees it (* marks it)");
 
   dogpilectl::HealthFlags health;
   CLI::App* health_cmd = app.add_subcommand(
@@ -139,6 +142,9 @@ int main(int argc, char** argv) {
   }
   if (health_cmd->parsed()) {
     return dogpilectl::RunHealth(global, health);
+  }
+  if (cluster_cmd->parsed()) {
+    return dogpilectl::RunCluster(global);
   }
   return dogpilectl::RunStats(global);
 }

@@ -145,6 +145,44 @@ void PrintStats(const dogpiled::Stats& s, bool json_out) {
   }
 }
 
+void PrintCluster(const dogpiled::Cluster& c, bool json_out) {
+  if (json_out) {
+    json members = json::array();
+    for (const auto& m : c.members) {
+      members.push_back({{"id", m.id},
+                         {"raft_address", m.raft_address},
+                         {"client_address", m.client_address},
+                         {"role", m.role}});
+    }
+    EmitJson({{"members", members},
+              {"self_id", c.self_id},
+              {"leader_id", c.leader_id},
+              {"leader_client_address", c.leader_client_address},
+              {"term", c.term},
+              {"commit_index", c.commit_index},
+              {"applied_index", c.applied_index},
+              {"serving", c.serving}});
+    return;
+  }
+  // Columns at least `width` wide, one space apart however long.
+  const auto cell = [](const std::string& text, size_t width) {
+    return text + std::string(text.size() < width ? width - text.size() : 1,
+                              ' ');
+  };
+  std::cout << cell("ID", 4) << cell("ROLE", 11) << cell("RAFT", 23)
+            << "CLIENT\n";
+  for (const auto& m : c.members) {
+    std::cout << cell(std::to_string(m.id) + (m.id == c.self_id ? "*" : ""), 4)
+              << cell(m.role, 11) << cell(m.raft_address, 23)
+              << (m.client_address.empty() ? "-" : m.client_address) << "\n";
+  }
+  std::cout << "leader " << (c.leader_id == 0 ? std::string("none")
+                                               : std::to_string(c.leader_id))
+            << ", term " << c.term << ", commit index " << c.commit_index
+            << ", applied " << c.applied_index
+            << (c.serving ? ", this member serves" : "") << "\n";
+}
+
 void PrintHealth(const std::string& service, dogpiled::HealthStatus status,
                  bool json_out) {
   if (json_out) {

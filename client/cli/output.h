@@ -22,6 +22,7 @@ void PrintGet(const Where& where, const dogpiled::AcquireResult& got,
               bool json);
 void PrintInvalidated(const Where& where, bool hard, bool json);
 void PrintStats(const dogpiled::Stats& stats, bool json);
+void PrintCluster(const dogpiled::Cluster& cluster, bool json);
 void PrintHealth(const std::string& service, dogpiled::HealthStatus status,
                  bool json);
 // One line on stderr: "dogpilectl: CODE: message".

@@ -164,6 +164,32 @@ StatusOr<Stats> Client::GetStats() const {
   return out;
 }
 
+StatusOr<Cluster> Client::GetCluster() const {
+  internal::v1::ClusterResponse r;
+  if (Status s = impl_->Call(impl_->admin(),
+                             &internal::v1::Admin::Stub::Cluster,
+                             internal::v1::ClusterRequest(), &r);
+      !s.ok()) {
+    return s;
+  }
+  Cluster out;
+  for (const auto& m : r.members()) {
+    const char* role = m.role() == internal::v1::ClusterMember::LEADER ? "leader"
+                       : m.role() == internal::v1::ClusterMember::CANDIDATE
+                           ? "candidate"
+                           : "follower";
+    out.members.push_back({m.id(), m.raft_address(), m.client_address(), role});
+  }
+  out.self_id = r.self_id();
+  out.leader_id = r.leader_id();
+  out.leader_client_address = r.leader_client_address();
+  out.term = r.term();
+  out.commit_index = r.commit_index();
+  out.applied_index = r.applied_index();
+  out.serving = r.serving();
+  return out;
+}
+
 StatusOr<PeekResult> Client::Peek(const std::string& registry,
                                   const std::string& key,
                                   std::chrono::milliseconds expire) const {

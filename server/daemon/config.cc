@@ -113,6 +113,28 @@ void AddFlags(CLI::App& app, Config& c) {
   Flag(app, "--compact-bytes", c.compact_bytes,
        "Rewrite the value snapshot once the change log grows past this "
        "(and past twice the snapshot)", "DOGPILED_COMPACT_BYTES");
+  // Replicated mode (docs/replication.md). With no --peers the daemon is a
+  // single node, exactly as without these flags.
+  Flag(app, "--node-id", c.node_id,
+       "This member's id in a replicated group: its entry in --peers",
+       "DOGPILED_NODE_ID");
+  Flag(app, "--peers", c.peers,
+       "Every member of a replicated group, this one included: "
+       "ID=HOST:PORT,... with the address the members reach each other's "
+       "Raft on (empty: a single node)", "DOGPILED_PEERS");
+  Flag(app, "--advertise", c.advertise,
+       "HOST:PORT clients reach this member on, named to them by followers "
+       "when it leads (default: --listen with its bound port; set it when "
+       "--listen's host is 0.0.0.0 or clients see another address)",
+       "DOGPILED_ADVERTISE");
+  Flag(app, "--election-timeout-ms", c.election_timeout_ms,
+       "Replicated mode: how long followers wait without a heartbeat before "
+       "electing a new leader", "DOGPILED_ELECTION_TIMEOUT_MS")
+      ->check(CLI::Range(int64_t{50}, int64_t{600'000}));
+  Flag(app, "--heartbeat-ms", c.heartbeat_ms,
+       "Replicated mode: how often the leader sends heartbeats (well below "
+       "--election-timeout-ms)", "DOGPILED_HEARTBEAT_MS")
+      ->check(CLI::Range(int64_t{10}, int64_t{60'000}));
   Flag(app, "--default-ttl-ms", l.default_ttl_ms,
        "Session TTL when Open asks for 0", "DOGPILED_DEFAULT_TTL_MS");
   Flag(app, "--min-ttl-ms", l.min_ttl_ms, "Smallest session TTL accepted",

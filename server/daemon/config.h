@@ -48,6 +48,12 @@ struct Config {
   int64_t max_connection_idle_ms = 0;
   std::string fsync = "everysec";
   uint64_t compact_bytes = 64ULL << 20;
+  // Replicated mode: empty peers is a single node.
+  uint64_t node_id = 0;
+  std::string peers;
+  std::string advertise;
+  int64_t election_timeout_ms = 1000;
+  int64_t heartbeat_ms = 100;
   core::Limits limits;
 };
 

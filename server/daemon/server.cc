@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <asio.hpp>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <iterator>
@@ -18,13 +20,19 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <unistd.h>
 
 #include "core/clock.h"
 #include "core/coordinator.h"
+#include "core/errors.h"
+#include "daemon/deadline_timer.h"
 #include "daemon/log_observer.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/observer_fanout.h"
+#ifdef DOGPILED_HAVE_RAFT
+#include "daemon/replica.h"
+#endif
 #include "daemon/token_file.h"
 #include "daemon/value_journal.h"
 #include "service/parse_interceptor.h"
@@ -36,51 +44,6 @@ namespace {
 
 // Tokens made durable at start, before the core reserves more ahead.
 constexpr core::Token kFirstTokenBlock = 1 << 16;
-
-// The token floor when starting: above anything stored, and above the
-// wall clock in microseconds, so even a lost state folder is unlikely to
-// repeat a token.
-core::Token FirstToken(core::Token stored) {
-  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  return std::max<core::Token>(stored, static_cast<core::Token>(micros));
-}
-
-// Drives Coordinator::Tick from one steady_timer on the io_context thread.
-class DeadlineTimer {
- public:
-  DeadlineTimer(asio::io_context& io, core::Coordinator& core)
-      : io_(io), core_(core), timer_(io) {}
-
-  // Re-arms for the core's next deadline; safe to call from any thread.
-  void Poke() {
-    asio::post(io_, [this] { Arm(); });
-  }
-  void Stop() { timer_.cancel(); }
-
- private:
-  void Arm() {
-    std::optional<int64_t> next = core_.NextDeadlineMs();
-    if (!next) {
-      timer_.cancel();
-      return;
-    }
-    timer_.expires_at(asio::steady_timer::time_point(
-        std::chrono::milliseconds(*next)));
-    timer_.async_wait([this](const asio::error_code& ec) {
-      if (ec) {  // re-armed or stopped
-        return;
-      }
-      core_.Tick();
-      Arm();
-    });
-  }
-
-  asio::io_context& io_;
-  core::Coordinator& core_;
-  asio::steady_timer timer_;
-};
 
 // Sends near-cache heartbeats: ticks the tracker every heartbeat interval
 // on the io_context thread.
@@ -123,6 +86,20 @@ class HealthSwitch {
   std::mutex mu_;
   grpc::Server* server_ = nullptr;
 };
+
+#ifdef DOGPILED_HAVE_RAFT
+// What followers tell clients to dial when this member leads: --listen's
+// host with the bound port (a wildcard host becomes this host's name).
+std::string AdvertisedAddress(const std::string& listen, int port) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    host = name;
+  }
+  return host + ":" + std::to_string(port);
+}
+#endif
 
 // Written to a temporary name and renamed, so a poller never reads half a
 // number.
@@ -232,10 +209,47 @@ void WarnAboutQuotas(const core::Limits& l) {
 
 int RunDaemon(const Config& config) {
   WarnAboutQuotas(config.limits);
+  // Replicated mode (docs/replication.md): the Raft log under
+  // --state-dir/raft is the durable state, in place of the token file and
+  // the value journal.
+  const bool replicated = !config.peers.empty();
+#ifdef DOGPILED_HAVE_RAFT
+  std::vector<std::pair<uint64_t, std::string>> peers;
+  std::string raft_address;
+  if (replicated) {
+    auto parsed = ParsePeers(config.peers);
+    if (!parsed.ok()) {
+      spdlog::critical("{}", parsed.status().message());
+      return 1;
+    }
+    peers = std::move(parsed.value());
+    for (const auto& [id, address] : peers) {
+      if (id == config.node_id) {
+        raft_address = address;
+      }
+    }
+    if (raft_address.empty()) {
+      spdlog::critical("node-id: {} is not one of --peers' ids (pass this "
+                       "member's id with --node-id)", config.node_id);
+      return 1;
+    }
+    if (config.state_dir.empty()) {
+      spdlog::critical("state-dir: a member of a replicated group keeps its "
+                       "Raft log there; it cannot be empty");
+      return 1;
+    }
+  }
+#else
+  if (replicated) {
+    spdlog::critical("peers: this dogpiled was built without libraft 0.22 "
+                     "(bookworm-backports), so it runs as a single node only");
+    return 1;
+  }
+#endif
   std::unique_ptr<TokenFile> token_file;
   std::unique_ptr<ValueJournal> journal;
   core::Token stored = 0;
-  if (!config.state_dir.empty()) {
+  if (!config.state_dir.empty() && !replicated) {
     auto opened = TokenFile::Open(config.state_dir);
     if (!opened.ok()) {
       spdlog::critical("cannot use --state-dir: {} (pass a writable folder, "
@@ -265,7 +279,7 @@ int RunDaemon(const Config& config) {
       return 1;
     }
     journal = std::move(journal_opened.value());
-  } else {
+  } else if (!replicated) {
     spdlog::warn("no --state-dir: fencing tokens rest on the wall clock only");
   }
 
@@ -288,10 +302,17 @@ int RunDaemon(const Config& config) {
   MetricsObserver metrics_observer;
   ObserverFanout observers({&log_observer, &metrics_observer});
   options.observer = &observers;
+  // Replicated mode: each term of leadership builds its own Coordinator
+  // from these options (Replica); a single node has one for its life.
+  [[maybe_unused]] const core::CoordinatorOptions replica_core_options =
+      options;
   options.journal = journal.get();
   core::NearCacheTracker near_cache(&clock, config.limits);
   options.near_cache = &near_cache;
-  core::Coordinator core(options);
+  std::optional<core::Coordinator> single;
+  if (!replicated) {
+    single.emplace(options);
+  }
   // Stops the journal (a last snapshot reads the core) before the core goes,
   // on every return path.
   struct JournalStopper {
@@ -303,9 +324,9 @@ int RunDaemon(const Config& config) {
     }
   } journal_stopper{journal.get()};
   if (journal) {
-    core.Restore(journal->loaded());
-    const core::Stats restored = core.GetStats();
-    if (core::Status s = journal->Start(&core); !s.ok()) {
+    single->Restore(journal->loaded());
+    const core::Stats restored = single->GetStats();
+    if (core::Status s = journal->Start(&*single); !s.ok()) {
       spdlog::critical("cannot write under --state-dir: {}", s.message());
       return 1;
     }
@@ -313,12 +334,26 @@ int RunDaemon(const Config& config) {
                  restored.entries, restored.stored_bytes, config.state_dir);
   }
 
+  // A follower refuses until it leads; the refusal names the leader as soon
+  // as it knows one.
+  std::optional<service::CoreSource> cores;
+  if (single) {
+    cores.emplace(&*single);
+  } else {
+    cores.emplace(core::Unavailable("this member has just started and does "
+                                    "not know the leader yet; retry shortly")
+                      .WithReason(std::string(core::reason::kNotLeader)));
+  }
   // Declared after the core, so it stops before the core it reads goes.
   std::unique_ptr<MetricsServer> metrics;
   if (!config.metrics_listen.empty()) {
-    auto started = MetricsServer::Start(config.metrics_listen,
-                                        metrics_observer,
-                                        [&core] { return core.GetStats(); });
+    auto started = MetricsServer::Start(
+        config.metrics_listen, metrics_observer, [&cores] {
+          service::Serving serving;
+          grpc::Status refused;
+          return cores->Get(&serving, &refused) ? serving.core->GetStats()
+                                                : core::Stats{};
+        });
     if (started.ok()) {
       metrics = std::move(started.value());
       spdlog::info("metrics on http://{}/metrics (port {})",
@@ -369,11 +404,28 @@ int RunDaemon(const Config& config) {
     return 1;
   }
 
-  service::SessionsService sessions(&core, &auth, &near_cache);
-  service::DogpileService dogpile(&core, &auth, &answer_budget,
-                                  journal.get(), &near_cache);
-  service::RWMutexService rwmutex(&core, &auth);
-  service::AdminService admin(&core, &auth);
+  // Near-caches are a single node's for now (docs/replication.md).
+  core::NearCacheTracker* const tracker = single ? &near_cache : nullptr;
+  service::SessionsService sessions(&*cores, &auth, tracker);
+  service::DogpileService dogpile(&*cores, &auth, &answer_budget,
+                                  journal.get(), tracker);
+  service::RWMutexService rwmutex(&*cores, &auth);
+#ifdef DOGPILED_HAVE_RAFT
+  // Built once the client port is known (it is announced to the group);
+  // Admin.Cluster reaches it through this pointer, null until then.
+  std::atomic<Replica*> replica_ptr{nullptr};
+  std::function<core::Status(v1::ClusterResponse*)> describe;
+  if (replicated) {
+    describe = [&replica_ptr](v1::ClusterResponse* out) {
+      Replica* replica = replica_ptr.load();
+      return replica != nullptr ? replica->Describe(out)
+                                : core::ShuttingDown();
+    };
+  }
+  service::AdminService admin(&*cores, &auth, describe);
+#else
+  service::AdminService admin(&*cores, &auth);
+#endif
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -422,15 +474,60 @@ int RunDaemon(const Config& config) {
   if (token_file) {
     token_file->SetFailureHook(on_storage_failure);
   }
+#ifdef DOGPILED_HAVE_RAFT
+  // After the server (so it stops first) and the io_context it posts to.
+  std::unique_ptr<Replica> replica;
+  if (replicated) {
+    const std::string raft_dir = config.state_dir + "/raft";
+    std::error_code error;
+    std::filesystem::create_directories(raft_dir, error);
+    if (error) {
+      spdlog::critical("state-dir: cannot create {}: {}", raft_dir,
+                       error.message());
+      return 1;
+    }
+    ReplicaOptions ro;
+    ro.raft.id = config.node_id;
+    ro.raft.address = raft_address;
+    for (const auto& [id, address] : peers) {
+      ro.raft.members.emplace_back(id, address);
+    }
+    ro.raft.dir = raft_dir;
+    ro.raft.election_timeout_ms =
+        static_cast<unsigned>(config.election_timeout_ms);
+    ro.raft.heartbeat_timeout_ms = static_cast<unsigned>(config.heartbeat_ms);
+    ro.raft.invalidation_horizon_ms =
+        static_cast<unsigned>(config.limits.invalidation_horizon_ms);
+    ro.client_address = config.advertise.empty()
+                            ? AdvertisedAddress(config.listen, port)
+                            : config.advertise;
+    ro.core = replica_core_options;
+    replica = std::make_unique<Replica>(std::move(ro), io, &*cores);
+    if (std::string failed = replica->Start(); !failed.empty()) {
+      spdlog::critical("cannot start replication under {}: {}", raft_dir,
+                       failed);
+      return 1;
+    }
+    replica_ptr.store(replica.get());
+    spdlog::info("member {} of {} (raft on {}), clients told {}",
+                 config.node_id, config.peers, raft_address,
+                 config.advertise.empty()
+                     ? AdvertisedAddress(config.listen, port)
+                     : config.advertise);
+  }
+#endif
   spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
   if (!config.port_file.empty()) {
     DrainLogs();
     WritePortFile(config.port_file, port);
   }
 
-  DeadlineTimer timer(io, core);
-  core.SetDeadlineHook([&timer] { timer.Poke(); });
-  timer.Poke();
+  std::optional<DeadlineTimer> timer;
+  if (single) {
+    timer.emplace(io, *single);
+    single->SetDeadlineHook([&timer] { timer->Poke(); });
+    timer->Poke();
+  }
   HeartbeatTimer heartbeats(io, near_cache);
   heartbeats.Start();
 
@@ -440,9 +537,16 @@ int RunDaemon(const Config& config) {
     }
     spdlog::info("signal {}: shutting down", signal);
     server->GetHealthCheckService()->SetServingStatus(false);
-    core.Shutdown();  // parked calls are answered UNAVAILABLE now
+    if (single) {
+      single->Shutdown();  // parked calls are answered UNAVAILABLE now
+      timer->Stop();
+    }
+#ifdef DOGPILED_HAVE_RAFT
+    if (replica) {
+      replica->Stop();  // the same, and Raft stops
+    }
+#endif
     near_cache.Shutdown();  // so are calls waiting for acks; watches end
-    timer.Stop();
     heartbeats.Stop();
     io.stop();
   });

@@ -13,7 +13,9 @@
 // under its lock); the rest from the thread that owns the store.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -25,6 +27,16 @@
 #include "daemon/env.h"
 
 namespace dogpiled::daemon {
+
+// The token floor when starting (or taking a group's lead): above anything
+// stored, and above the wall clock in microseconds, so even a lost state
+// folder is unlikely to repeat a token.
+inline core::Token FirstToken(core::Token stored) {
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return std::max<core::Token>(stored, static_cast<core::Token>(micros));
+}
 
 class TokenFile final : public core::TokenStore {
  public:

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "dogpiled/export.h"
 #include "dogpiled/status.h"
@@ -70,6 +71,25 @@ struct Stats {
 #undef DOGPILED_STATS_MEMBER
 };
 
+// A replicated group as the member asked sees it (Admin.Cluster; see
+// proto/dogpiled/v1/admin.proto and docs/replication.md).
+struct ClusterMember {
+  uint64_t id = 0;
+  std::string raft_address;
+  std::string client_address;  // "" until it has led
+  std::string role;            // "leader", "follower", "candidate"
+};
+struct Cluster {
+  std::vector<ClusterMember> members;
+  uint64_t self_id = 0;
+  uint64_t leader_id = 0;  // 0: none known
+  std::string leader_client_address;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  bool serving = false;  // the member asked leads and serves
+};
+
 // What Peek saw; it takes no role and touches no line.
 struct PeekResult {
   bool has_value = false;
@@ -102,6 +122,8 @@ class DOGPILED_EXPORT Client {
   const ClientOptions& options() const;
 
   StatusOr<Stats> GetStats() const;
+  // FAILED_PRECONDITION (reason NOT_REPLICATED) from a single node.
+  StatusOr<Cluster> GetCluster() const;
   // Keys here and everywhere in the SDK are bytes of anything (1..1024 by
   // default), UTF-8 or not: a std::string is sent as its bytes.
   // Reads a key without taking any role. expire decides is_expired the way

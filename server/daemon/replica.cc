@@ -1,0 +1,243 @@
+#include "daemon/replica.h"
+
+#include <spdlog/spdlog.h>
+
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "core/errors.h"
+#include "daemon/record_io.h"
+#include "daemon/token_file.h"
+
+namespace dogpiled::daemon {
+namespace {
+
+// What a member that does not serve answers: who leads, when it knows.
+core::Status NotLeader(uint64_t leader, const std::string& address,
+                       int64_t retry_ms) {
+  std::string message;
+  core::Status::Metadata metadata;
+  if (leader == 0) {
+    message = "no leader right now (an election is under way or a majority "
+              "is unreachable); retry shortly";
+  } else {
+    metadata.emplace_back("leader_id", std::to_string(leader));
+    if (!address.empty()) {
+      metadata.emplace_back("leader", address);
+    }
+    message = "not the leader: member " + std::to_string(leader) +
+              (address.empty() ? "" : " at " + address) +
+              " leads; retry there, with the same request_id";
+  }
+  metadata.emplace_back(std::string(core::kRetryDelayMs),
+                        std::to_string(retry_ms));
+  return core::Unavailable(message).WithReason(
+      std::string(core::reason::kNotLeader), std::move(metadata));
+}
+
+}  // namespace
+
+core::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ParsePeers(
+    const std::string& text) {
+  std::vector<std::pair<uint64_t, std::string>> peers;
+  std::set<uint64_t> ids;
+  std::stringstream in(text);
+  std::string item;
+  const auto bad = [](const std::string& why) {
+    return core::InvalidArgument("peers: " + why +
+                                 " (want ID=HOST:PORT,ID=HOST:PORT,...)");
+  };
+  while (std::getline(in, item, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size()) {
+      return bad("'" + item + "' is not ID=HOST:PORT");
+    }
+    uint64_t id = 0;
+    try {
+      size_t used = 0;
+      id = std::stoull(item.substr(0, eq), &used);
+      if (used != eq) {
+        return bad("'" + item.substr(0, eq) + "' is not a number");
+      }
+    } catch (const std::exception&) {
+      return bad("'" + item.substr(0, eq) + "' is not a number");
+    }
+    const std::string address = item.substr(eq + 1);
+    if (id == 0 || !ids.insert(id).second) {
+      return bad("ids must be positive and distinct, " +
+                 std::to_string(id) + " is not");
+    }
+    if (address.rfind(':') == std::string::npos) {
+      return bad("'" + address + "' has no port");
+    }
+    peers.emplace_back(id, address);
+  }
+  if (peers.empty()) {
+    return bad("no member");
+  }
+  return peers;
+}
+
+Replica::Replica(ReplicaOptions options, asio::io_context& io,
+                 service::CoreSource* cores)
+    : options_(std::move(options)),
+      io_(io),
+      cores_(cores),
+      node_([this] {
+        replication::RaftNodeOptions raft = options_.raft;
+        raft.on_leadership = [this](bool leading, uint64_t term) {
+          OnLeadership(leading, term);
+        };
+        raft.on_check = [this](uint64_t leader,
+                               const replication::CommittedState& state,
+                               bool periodic) {
+          OnCheck(leader, state, periodic);
+        };
+        return raft;
+      }()) {}
+
+Replica::~Replica() { node_.Stop(); }
+
+std::string Replica::Start() { return node_.Start(); }
+
+void Replica::Stop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  Demote(serving_.term, core::ShuttingDown());
+  cores_->Refuse(core::ShuttingDown());
+  node_.Stop();
+}
+
+void Replica::OnLeadership(bool leading, uint64_t term) {
+  if (!leading) {
+    leading_term_.store(0);
+    spdlog::info("member {}: no longer leading (term {})", node_.id(), term);
+    asio::post(io_, [this, term] {
+      Demote(term, NotLeader(0, "", options_.raft.election_timeout_ms));
+    });
+    return;
+  }
+  leading_term_.store(term);
+  spdlog::info("member {}: elected leader of term {}; taking the committed "
+               "state over", node_.id(), term);
+  cores_->Refuse(NotLeader(node_.id(), options_.client_address,
+                           options_.raft.heartbeat_timeout_ms));
+  // The announcement is this term's first entry: once it is applied, so is
+  // everything earlier terms committed, and the state is final.
+  RecordEncoder announce;
+  announce.LeaderAnnounced({node_.id(), options_.client_address});
+  auto journal = std::make_shared<replication::ReplicatedJournal>(&node_);
+  node_.Propose(announce.Take(), [this, term, journal](bool ok) {
+    if (!ok || leading_term_.load() != term) {
+      return;  // lost the lead already; OnLeadership says so
+    }
+    core::PersistedState state = node_.state_on_loop().ToPersisted();
+    asio::post(io_, [this, term, journal,
+                     state = std::move(state)]() mutable {
+      Promote(term, std::move(state), std::move(journal));
+    });
+  });
+}
+
+void Replica::OnCheck(uint64_t leader,
+                      const replication::CommittedState& state,
+                      bool periodic) {
+  if (leading_term_.load() != 0) {
+    return;  // the leader sets its own answers
+  }
+  // On a change at once (an applied announcement names the new leader's
+  // address); and on every periodic check anyway, since a promotion that
+  // lost its race with a demotion may have served for an instant since.
+  std::string address = state.ClientAddress(leader);
+  if (!periodic && leader == hint_leader_ && address == hint_address_) {
+    return;
+  }
+  hint_leader_ = leader;
+  hint_address_ = address;
+  cores_->Refuse(NotLeader(leader, address,
+                           leader == 0 ? options_.raft.election_timeout_ms
+                                       : 0));
+}
+
+void Replica::Promote(uint64_t term, core::PersistedState state,
+                      std::shared_ptr<replication::ReplicatedJournal> journal) {
+  if (stopped_ || leading_term_.load() != term) {
+    return;
+  }
+  core::CoordinatorOptions options = options_.core;
+  options.journal = journal.get();
+  options.near_cache = nullptr;
+  options.token_store = nullptr;
+  options.first_token = FirstToken(state.high_water);
+  // The journal lives as long as the Coordinator that writes to it.
+  std::shared_ptr<core::Coordinator> core(
+      new core::Coordinator(options),
+      [journal](core::Coordinator* c) { delete c; });
+  core->Restore(state);
+  timers_.push_back(std::make_unique<DeadlineTimer>(io_, *core));
+  DeadlineTimer* timer = timers_.back().get();
+  core->SetDeadlineHook([timer] { timer->Poke(); });
+  timer->Poke();
+  serving_ = {term, journal, core, timer};
+  {
+    std::lock_guard lock(mu_);
+    serving_term_ = term;
+  }
+  cores_->Serve({core, journal});
+  spdlog::info("member {}: serving as leader of term {}: {} sessions, {} "
+               "grants, {} values taken over", node_.id(), term,
+               state.sessions.size(), state.grants.size(),
+               state.values.size());
+}
+
+void Replica::Demote(uint64_t term, const core::Status& why) {
+  if (serving_.core == nullptr || (term != 0 && serving_.term > term)) {
+    return;
+  }
+  cores_->Refuse(why);
+  serving_.journal->Depose(why);
+  serving_.core->Shutdown(why);
+  serving_.timer->Stop();
+  spdlog::info("member {}: stopped serving term {}", node_.id(),
+               serving_.term);
+  serving_ = {};
+  std::lock_guard lock(mu_);
+  serving_term_ = 0;
+}
+
+core::Status Replica::Describe(v1::ClusterResponse* out) {
+  std::optional<replication::GroupView> view = node_.View();
+  if (!view) {
+    return core::ShuttingDown();
+  }
+  for (const auto& m : view->members) {
+    v1::ClusterMember* member = out->add_members();
+    member->set_id(m.id);
+    member->set_raft_address(m.raft_address);
+    member->set_client_address(m.client_address);
+    if (m.id == view->self) {
+      member->set_role(view->leading     ? v1::ClusterMember::LEADER
+                       : view->candidate ? v1::ClusterMember::CANDIDATE
+                                         : v1::ClusterMember::FOLLOWER);
+    } else {
+      member->set_role(m.id == view->leader ? v1::ClusterMember::LEADER
+                                            : v1::ClusterMember::FOLLOWER);
+    }
+    if (m.id == view->leader) {
+      out->set_leader_client_address(m.client_address);
+    }
+  }
+  out->set_self_id(view->self);
+  out->set_leader_id(view->leader);
+  out->set_term(view->term);
+  out->set_commit_index(view->commit_index);
+  out->set_applied_index(view->applied_index);
+  std::lock_guard lock(mu_);
+  out->set_serving(serving_term_ != 0);
+  return core::Status();
+}
+
+}  // namespace dogpiled::daemon
