@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -34,6 +35,12 @@ core::Status NotLeader(uint64_t leader, const std::string& address,
                         std::to_string(retry_ms));
   return core::Unavailable(message).WithReason(
       std::string(core::reason::kNotLeader), std::move(metadata));
+}
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -114,6 +121,7 @@ void Replica::Stop() {
 void Replica::OnLeadership(bool leading, uint64_t term) {
   if (!leading) {
     leading_term_.store(0);
+    lead_journal_ = nullptr;
     spdlog::info("member {}: no longer leading (term {})", node_.id(), term);
     asio::post(io_, [this, term] {
       Demote(term, NotLeader(0, "", options_.raft.election_timeout_ms));
@@ -129,7 +137,9 @@ void Replica::OnLeadership(bool leading, uint64_t term) {
   // everything earlier terms committed, and the state is final.
   RecordEncoder announce;
   announce.LeaderAnnounced({node_.id(), options_.client_address});
-  auto journal = std::make_shared<replication::ReplicatedJournal>(&node_);
+  auto journal =
+      std::make_shared<replication::ReplicatedJournal>(&node_, LeaseMs());
+  lead_journal_ = journal;
   node_.Propose(announce.Take(), [this, term, journal](bool ok) {
     if (!ok || leading_term_.load() != term) {
       return;  // lost the lead already; OnLeadership says so
@@ -145,6 +155,20 @@ void Replica::OnLeadership(bool leading, uint64_t term) {
 void Replica::OnCheck(uint64_t leader,
                       const replication::CommittedState& state,
                       bool periodic) {
+  if (periodic) {
+    // A check long after the last one means the loop was stopped or
+    // starved: libraft has not yet looked at what arrived meanwhile (a newer
+    // term deposes this member), so this check confirms nothing.
+    const int64_t now = SteadyMs();
+    const bool stalled = now - last_check_ms_ > LeaseMs();
+    last_check_ms_ = now;
+    // While libraft still calls this member leader (a majority was in touch
+    // within an election timeout), its reads may go on.
+    if (!stalled && leading_term_.load() != 0 && leader == node_.id() &&
+        lead_journal_ != nullptr) {
+      lead_journal_->Confirm();
+    }
+  }
   if (leading_term_.load() != 0) {
     return;  // the leader sets its own answers
   }

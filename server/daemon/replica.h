@@ -67,6 +67,12 @@ class Replica {
     std::shared_ptr<core::Coordinator> core;
     DeadlineTimer* timer = nullptr;  // in timers_
   };
+  // Reads wait once the lead was last confirmed longer ago than a few
+  // checks (ReplicatedJournal): after a stop or a starved loop, until it is
+  // confirmed again.
+  int64_t LeaseMs() const {
+    return 5 * static_cast<int64_t>(options_.raft.lead_check_ms);
+  }
   // Loop thread.
   void OnLeadership(bool leading, uint64_t term);
   void OnCheck(uint64_t leader, const replication::CommittedState& state,
@@ -84,7 +90,10 @@ class Replica {
   // The term this member leads (0: none): set on the loop thread, read by
   // a promotion on the io_context thread to drop one that came too late.
   std::atomic<uint64_t> leading_term_{0};
-  // The loop thread's: the leader and address the refusal last named.
+  // The loop thread's: the journal of the term it leads, and the leader and
+  // address the refusal last named.
+  std::shared_ptr<replication::ReplicatedJournal> lead_journal_;
+  int64_t last_check_ms_ = 0;  // steady clock, of the last periodic check
   uint64_t hint_leader_ = 0;
   std::string hint_address_;
 

@@ -1,6 +1,7 @@
 #include "replication/replicated_journal.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "core/errors.h"
 
@@ -120,12 +121,38 @@ void ReplicatedJournal::AfterDurable(std::function<void(core::Status)> done) {
   {
     std::lock_guard lock(mu_);
     if (failure_.ok() && committed_ < appended_) {
+      // A commit proves a majority still follows: no lease needed.
       waiters_.emplace_back(appended_, std::move(done));
+      return;
+    }
+    if (failure_.ok() && NowMs() - confirmed_ms_ > lease_ms_) {
+      lease_waiters_.push_back(std::move(done));
       return;
     }
     now = failure_;
   }
   done(now);
+}
+
+void ReplicatedJournal::Confirm() {
+  std::vector<std::function<void(core::Status)>> ready;
+  {
+    std::lock_guard lock(mu_);
+    confirmed_ms_ = NowMs();
+    if (!failure_.ok()) {
+      return;
+    }
+    ready.swap(lease_waiters_);
+  }
+  for (auto& done : ready) {
+    done(core::Status());
+  }
+}
+
+int64_t ReplicatedJournal::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 void ReplicatedJournal::Depose(const core::Status& why) {
@@ -136,6 +163,10 @@ void ReplicatedJournal::Depose(const core::Status& why) {
       failure_ = why;
     }
     failed.swap(waiters_);
+    for (auto& done : lease_waiters_) {
+      failed.emplace_back(0, std::move(done));
+    }
+    lease_waiters_.clear();
   }
   for (auto& [at, done] : failed) {
     done(why);

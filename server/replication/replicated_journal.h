@@ -9,6 +9,14 @@
 // answers every waiter UNAVAILABLE (NOT_LEADER): their records may still
 // commit, which is why clients retry with their request_id.
 //
+// Reads: an answer that changed nothing waits for nothing, unless the lead
+// was last confirmed longer than `lease_ms` ago (Confirm, from the Raft
+// loop while libraft still calls this member leader, which it stops doing
+// once a majority has been out of touch for an election timeout). Then it
+// waits for the next confirmation: a leader that was stopped or starved
+// past its deposition never answers a read from its old state when it
+// resumes, however quickly its gRPC threads run.
+//
 // Thread-safety: Journal methods are called under the core's lock;
 // AfterDurable, Health and Depose from any thread. Proposals go out on the
 // Raft loop's thread.
@@ -34,7 +42,8 @@ class ReplicatedJournal final
       public std::enable_shared_from_this<ReplicatedJournal> {
  public:
   // `node` outlives the journal's proposals (RaftNode::Stop answers them).
-  explicit ReplicatedJournal(RaftNode* node) : node_(node) {}
+  ReplicatedJournal(RaftNode* node, int64_t lease_ms)
+      : node_(node), lease_ms_(lease_ms) {}
 
   // core::Journal
   void ValueStored(const core::PersistedValue& value) override;
@@ -52,6 +61,9 @@ class ReplicatedJournal final
 
   // The lead is lost: every waiter, now and later, gets `why`.
   void Depose(const core::Status& why);
+  // The Raft loop still sees this member lead: reads may be answered
+  // `lease_ms` from now, and those waiting for this are.
+  void Confirm();
 
   uint64_t entries_proposed() const;
 
@@ -64,8 +76,13 @@ class ReplicatedJournal final
   void Committed(uint64_t upto, bool ok);
   std::vector<Waiter> TakeWaiters(uint64_t upto);
 
+  static int64_t NowMs();
+
   RaftNode* const node_;
+  const int64_t lease_ms_;
   mutable std::mutex mu_;
+  int64_t confirmed_ms_ = 0;  // steady clock
+  std::vector<std::function<void(core::Status)>> lease_waiters_;
   daemon::RecordEncoder pending_;
   uint64_t appended_ = 0;   // records handed over so far
   uint64_t committed_ = 0;  // of those, committed (a prefix)

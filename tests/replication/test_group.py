@@ -193,10 +193,12 @@ def test_a_killed_leaders_successor_holds_everything_it_answered(group):
                                                    token=lock.token), timeout=CALL_TIMEOUT_S) is not None
 
 
-def test_a_stopped_leader_grants_nothing_once_deposed(group):
+def test_a_stopped_leader_grants_nothing_and_serves_no_voided_value_once_deposed(group):
     lead = group.leader()
     old = group.members[lead]
     s = open_session(old)
+    made = old.dogpile.Acquire(old.acquire(s, key=b"v"), timeout=CALL_TIMEOUT_S)
+    old.publish(s, made.token, b"old", key=b"v")
     os.kill(old.proc.pid, signal.SIGSTOP)
     try:
         rest = [i for i in group.members if i != lead]
@@ -205,18 +207,26 @@ def test_a_stopped_leader_grants_nothing_once_deposed(group):
         held = new.rw.Lock(rwmutex_pb2.LockRequest(registry="reg", key=b"m", session_id=t,
                                                    mode=WRITE), timeout=CALL_TIMEOUT_S)
         assert held.acquired
+        new.dogpile.Invalidate(dogpile_pb2.InvalidateRequest(registry="reg", key=b"v", hard=True),
+                               timeout=CALL_TIMEOUT_S)
     finally:
         os.kill(old.proc.pid, signal.SIGCONT)
     # At once, before it has heard of the new term: whatever it answers, it
-    # is never a grant (its proposals cannot commit).
+    # is never a grant (its proposals cannot commit), nor the value a
+    # committed invalidation voided (its lease on reads ran out while it was
+    # stopped).
     for attempt in range(20):
+        try:
+            read = old.dogpile.Acquire(old.acquire(s, key=b"v"), timeout=CALL_TIMEOUT_S)
+            raise AssertionError(f"the deposed leader answered a read: {read}")
+        except grpc.RpcError as e:
+            assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND), e
         try:
             got = old.rw.Lock(rwmutex_pb2.LockRequest(registry="reg", key=b"m", session_id=s,
                                                       mode=WRITE), timeout=CALL_TIMEOUT_S)
+            raise AssertionError(f"the deposed leader answered a lock: {got}")
         except grpc.RpcError as e:
             assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND), e
-            continue
-        raise AssertionError(f"the deposed leader answered a lock: {got}")
     assert group.cluster(lead).leader_id != lead
 
 
