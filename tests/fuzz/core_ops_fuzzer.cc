@@ -4,7 +4,8 @@
 //   - every callback runs exactly once (by the end, after Shutdown);
 //   - grant tokens strictly increase;
 //   - an accepted Publish carries the key's latest CREATE token, from the
-//     session that got it;
+//     session that got it, or repeats one accepted before (a retry: the
+//     same session, token, key and value are answered again);
 //   - never a writer beside another lock holder on one key;
 //   - Stats.waiters equals the calls parked and not yet answered.
 #include <cstdio>
@@ -209,8 +210,13 @@ class Harness {
         const auto& [k, s, t] = create_log_[i];
         granted_within |= k == key && s == p.session_id && t == p.token;
       }
-      Require(granted_within || (latest && p.token == latest->second &&
-                                 p.session_id == latest->first));
+      const auto publish = std::make_tuple(key, p.session_id, p.token,
+                                           p.value.str());
+      Require(granted_within ||
+              (latest && p.token == latest->second &&
+               p.session_id == latest->first) ||
+              accepted_publishes_.count(publish) == 1);
+      accepted_publishes_.insert(publish);
     }
   }
 
@@ -334,6 +340,9 @@ class Harness {
   std::map<std::string, std::vector<Grant>> locks_;
   std::vector<std::tuple<std::string, core::SessionId, core::Token>>
       create_log_;
+  // key, session, token, value of every accepted Publish.
+  std::set<std::tuple<std::string, core::SessionId, core::Token, std::string>>
+      accepted_publishes_;
   core::Token last_token_ = 0;
 };
 
