@@ -1,4 +1,9 @@
-"""The gRPC channel to a daemon: plaintext, TLS, or mutual TLS."""
+"""The gRPC channel to a daemon (plaintext, TLS, or mutual TLS), or to the
+members of a replicated group."""
+import concurrent.futures
+import threading
+import time
+
 import grpc
 
 # A session outlives a lost connection only by its TTL (10 s by default), so
@@ -37,3 +42,201 @@ def make_channel(address, *, tls=False, tls_ca=None, tls_cert=None,
         private_key=_read(tls_key, "tls_key") if tls_key else None,
         certificate_chain=_read(tls_cert, "tls_cert") if tls_cert else None)
     return grpc.secure_channel(address, credentials, options=options)
+
+
+# A replicated group (docs/replication.md): calls go to the member that
+# leads. A follower refuses with UNAVAILABLE, reason NOT_LEADER, naming the
+# leader's address; a member that is down cannot be reached at all. Either
+# way the call goes to the next member (the named leader first) within the
+# call's own timeout, pausing between rounds that found no leader.
+_ROUND_PAUSE_FIRST = 0.05
+_ROUND_PAUSE_MAX = 0.25
+
+
+class GroupChannel:
+    """A grpc.Channel look-alike over the members of a group, given as
+    "host:port,host:port,...". Unary calls that meet UNAVAILABLE go to the
+    next member (the leader a follower named first) until one answers or
+    their timeout passes; they carry their request_id, so a retry of a
+    change that did commit is answered again, not made twice. Streams
+    (KeepAlive) go to the member believed to lead; one that breaks points
+    the next at the leader named, or at the next member."""
+
+    def __init__(self, addresses, make):
+        self._make = make
+        self._lock = threading.Lock()
+        self._addresses = list(addresses)
+        self._channels = {}
+        self._current = 0
+        self._pool = None
+
+    # --- which member -------------------------------------------------
+    def _channel_locked(self, address):
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = self._make(address)
+        return channel
+
+    def current(self):
+        """(address, channel) of the member believed to lead."""
+        with self._lock:
+            address = self._addresses[self._current]
+            return address, self._channel_locked(address)
+
+    def size(self):
+        with self._lock:
+            return len(self._addresses)
+
+    def note_failure(self, address, error):
+        """Learns from a call to `address` that failed with `error`; True if
+        it is worth sending the call again elsewhere at once (a leader was
+        named). A member that did not answer in time may be hung (stopped,
+        cut off): the next call tries the next one."""
+        if not isinstance(error, grpc.RpcError) or error.code() not in (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED):
+            return False
+        from dogpiled.errors import error_details  # a cycle at import time
+        reason, metadata, _ = error_details(error)
+        leader = metadata.get("leader") if reason == "NOT_LEADER" else None
+        with self._lock:
+            if self._addresses[self._current] != address:
+                return True  # another call moved on already
+            if leader:
+                if leader not in self._addresses:
+                    self._addresses.append(leader)
+                named = self._addresses.index(leader)
+                if named != self._current:
+                    self._current = named
+                    return True
+            self._current = (self._current + 1) % len(self._addresses)
+            return False
+
+    # --- grpc.Channel -------------------------------------------------
+    def unary_unary(self, method, request_serializer=None,
+                    response_deserializer=None, *args, **kwargs):
+        return _LeaderUnary(self, method, request_serializer,
+                            response_deserializer)
+
+    def unary_stream(self, method, request_serializer=None,
+                     response_deserializer=None, *args, **kwargs):
+        return _LeaderStream(self, "unary_stream", method,
+                             request_serializer, response_deserializer)
+
+    def stream_unary(self, method, request_serializer=None,
+                     response_deserializer=None, *args, **kwargs):
+        return _LeaderStream(self, "stream_unary", method,
+                             request_serializer, response_deserializer)
+
+    def stream_stream(self, method, request_serializer=None,
+                      response_deserializer=None, *args, **kwargs):
+        return _LeaderStream(self, "stream_stream", method,
+                             request_serializer, response_deserializer)
+
+    def subscribe(self, callback, try_to_connect=False):
+        self.current()[1].subscribe(callback, try_to_connect)
+
+    def unsubscribe(self, callback):
+        with self._lock:
+            channels = list(self._channels.values())
+        for channel in channels:
+            channel.unsubscribe(callback)
+
+    def submit(self, fn):
+        with self._lock:
+            if self._pool is None:
+                self._pool = concurrent.futures.ThreadPoolExecutor(
+                    4, thread_name_prefix="dogpiled-group")
+            return self._pool.submit(fn)
+
+    def close(self):
+        with self._lock:
+            channels, self._channels = list(self._channels.values()), {}
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        for channel in channels:
+            channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _LeaderUnary:
+    def __init__(self, group, method, serializer, deserializer):
+        self._group = group
+        self._args = (method, serializer, deserializer)
+
+    def __call__(self, request, timeout=None, metadata=None, **kwargs):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _ROUND_PAUSE_FIRST
+        tried = 0
+        while True:
+            address, channel = self._group.current()
+            call = channel.unary_unary(*self._args)
+            left = None if deadline is None else max(0.001, deadline - time.monotonic())
+            try:
+                return call(request, timeout=left, metadata=metadata, **kwargs)
+            except grpc.RpcError as e:
+                at_once = self._group.note_failure(address, e)
+                tried += 1
+                if e.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                if deadline is None and tried >= 3 * self._group.size():
+                    raise
+                if not at_once:
+                    if deadline is not None and time.monotonic() + pause >= deadline:
+                        raise
+                    # A pause between rounds, not an ordering of threads.
+                    threading.Event().wait(pause)
+                    pause = min(pause * 2, _ROUND_PAUSE_MAX)
+
+    def future(self, request, timeout=None, metadata=None, **kwargs):
+        return self._group.submit(
+            lambda: self(request, timeout=timeout, metadata=metadata, **kwargs))
+
+
+class _LeaderStream:
+    def __init__(self, group, kind, method, serializer, deserializer):
+        self._group = group
+        self._kind = kind
+        self._args = (method, serializer, deserializer)
+
+    def __call__(self, *args, **kwargs):
+        address, channel = self._group.current()
+        call = getattr(channel, self._kind)(*self._args)(*args, **kwargs)
+        return _NotedCall(self._group, address, call)
+
+
+class _NotedCall:
+    """A stream call whose failure tells the group where to go next."""
+
+    def __init__(self, group, address, call):
+        self._group = group
+        self._address = address
+        self._call = call
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._call)
+        except grpc.RpcError as e:
+            self._group.note_failure(self._address, e)
+            raise
+
+    def __getattr__(self, name):
+        return getattr(self._call, name)
+
+
+def make_group_channel(address, **kwargs):
+    """make_channel for "host:port" (one daemon) or "host:port,host:port,..."
+    (the members of a replicated group: a GroupChannel)."""
+    addresses = [a.strip() for a in address.split(",") if a.strip()]
+    if len(addresses) <= 1:
+        return make_channel(address, **kwargs)
+    return GroupChannel(addresses, lambda a: make_channel(a, **kwargs))

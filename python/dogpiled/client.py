@@ -9,7 +9,7 @@ import time
 import grpc
 
 from dogpiled import errors
-from dogpiled.channel import make_channel
+from dogpiled.channel import make_group_channel
 from dogpiled.grants import LockGrant, Role
 from dogpiled.near_cache import NearCache
 from dogpiled.session import Session
@@ -77,6 +77,11 @@ def wait_ms(seconds, name):
 class Client:
     """A channel to one daemon and one session (opened on first use).
 
+    `address` is "host:port", or for a replicated group (docs/
+    replication.md) every member's "host:port,host:port,...": calls then go
+    to the leader, follow it when it changes, and keep the session across
+    the change.
+
     Thread-safe: share one per process. Times are seconds; the daemon's
     clock decides expiry.
 
@@ -108,7 +113,7 @@ class Client:
         # Registries the daemon protects with a token need it on every call.
         self._metadata = ((("authorization", f"Bearer {token}"),)
                           if token else None)
-        self._channel = make_channel(
+        self._channel = make_group_channel(
             address, tls=tls, tls_ca=tls_ca, tls_cert=tls_cert,
             tls_key=tls_key, options=channel_options)
         self._dogpile = dogpile_pb2_grpc.DogpileStub(self._channel)

@@ -9,7 +9,6 @@ an election, it does not fail the test. What is asserted never depends on
 timing: every answered change must be found on the new leader, and nothing
 may be answered OK that a majority did not commit.
 """
-import importlib.util
 import os
 import pathlib
 import signal
@@ -26,14 +25,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from harness import (CREATE, FRESH, NOT_READY, WRITE, Daemon, admin_pb2,  # noqa: E402
                      dogpile_pb2, rwmutex_pb2, sessions_pb2)
-
-# The Python client's reader of ErrorInfo, loaded by path: the harness puts
-# the bare stubs' `dogpiled` package first on sys.path.
-_spec = importlib.util.spec_from_file_location(
-    "dogpiled_client_errors", ROOT / "python" / "dogpiled" / "errors.py")
-_errors = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_errors)
-error_details = _errors.error_details
+from dogpiled.errors import error_details  # noqa: E402  (conftest.py)
 
 PATIENCE_S = 60  # an election on a starved machine; normally about 1 s
 ELECTION_MS = 1000
