@@ -52,8 +52,8 @@ struct Config {
   uint64_t node_id = 0;
   std::string peers;
   std::string advertise;
-  int64_t election_timeout_ms = 1000;
-  int64_t heartbeat_ms = 100;
+  int64_t election_timeout_ms = 500;
+  int64_t heartbeat_ms = 50;
   core::Limits limits;
 };
 
