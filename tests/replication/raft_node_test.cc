@@ -5,8 +5,6 @@
 // condition with a generous deadline: a busy machine slows them, never
 // fails them.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +15,7 @@
 
 #include "daemon/record_io.h"
 #include "replication/raft_node.h"
+#include "tests/replication/member_setup.h"
 
 namespace dogpiled::replication {
 namespace {
@@ -27,22 +26,6 @@ using std::chrono::steady_clock;
 
 constexpr int kMembers = 3;
 constexpr auto kPatience = std::chrono::seconds(60);
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    return 0;
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
 
 template <typename Pred>
 bool Eventually(Pred pred) {
@@ -59,10 +42,7 @@ bool Eventually(Pred pred) {
 class RaftNodeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = fs::temp_directory_path() /
-            ("dogpiled-raft-" + std::to_string(getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
+    root_ = FreshTestDir("dogpiled-raft-");
     for (int i = 0; i < kMembers; ++i) {
       const int port = FreePort();
       ASSERT_NE(port, 0);
