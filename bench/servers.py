@@ -189,7 +189,11 @@ class Servers:
 
     def etcd(self, tmpfs=False):
         """etcd 3.4 as Debian ships it, single member, data on disk (fsync
-        on every commit, as in production), or on /dev/shm with `tmpfs`."""
+        on every commit, as in production), or on /dev/shm with `tmpfs`:
+        then None where /dev/shm has no room for it (a container's is
+        64 MiB, and etcd's first WAL segment alone takes 64 MiB)."""
+        if tmpfs and shm_free_bytes() < ETCD_TMPFS_BYTES:
+            return None
         return _on_free_ports(lambda: self._etcd(tmpfs))
 
     def _etcd(self, tmpfs):
@@ -218,6 +222,18 @@ class Servers:
             "--initial-cluster-state", "new",
             "--logger", "zap", "--log-level", "error"],
             port=client, ready=ready)
+
+
+# etcd's WAL segment (64 MiB, preallocated) and its database, with room.
+ETCD_TMPFS_BYTES = 256 << 20
+
+
+def shm_free_bytes():
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
 
 
 def describe_machine():
