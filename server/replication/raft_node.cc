@@ -28,6 +28,9 @@ std::string RaftNode::Start() {
   // libraft writes to peers with plain write(2): a peer that went away must
   // cost that connection, not the process.
   signal(SIGPIPE, SIG_IGN);
+  closing_ = false;
+  leading_ = false;
+  lead_term_ = 0;
   if (int rv = uv_loop_init(&loop_); rv != 0) {
     return std::string("uv_loop_init: ") + uv_strerror(rv);
   }
@@ -250,7 +253,10 @@ void RaftNode::Drain() {
       delete request;
     }
   }
-  if (stop) {
+  // Once only: a wake-up sent before Stop's (a Run whose caller went on to
+  // Stop while this pass ran its call) also finds `stop` set.
+  if (stop && !closing_) {
+    closing_ = true;
     if (leading_ && options_.on_leadership) {
       leading_ = false;
       options_.on_leadership(false, lead_term_);

@@ -118,6 +118,7 @@ class RaftNode {
   uv_async_t wake_{};
   uv_timer_t lead_timer_{};
   bool leading_ = false;  // as last reported to on_leadership
+  bool closing_ = false;  // the loop's: raft and the handles are closing
   uint64_t lead_term_ = 0;
   raft_uv_transport transport_{};
   raft_io io_{};
