@@ -10,7 +10,9 @@ namespace {
 using dogpilectl::GlobalFlags;
 
 void AddGlobalFlags(CLI::App& app, GlobalFlags& g) {
-  app.add_option("--target", g.target, "Daemon address, HOST:PORT")
+  app.add_option("--target", g.target,
+                 "Daemon address, HOST:PORT; a replicated group's members as\n"
+                 "H1:P1,H2:P2,H3:P3, or one DNS name resolving to all of them")
       ->envname("DOGPILED_TARGET")
       ->capture_default_str();
   app.add_flag("--json", g.json, "Print JSON for scripts");

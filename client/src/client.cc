@@ -8,45 +8,8 @@
 
 namespace dogpiled {
 namespace internal {
-namespace {
-
-std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
-  grpc::ChannelArguments args;
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls.enabled) {
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = options.tls.root_certs_pem;
-    ssl.pem_cert_chain = options.tls.cert_chain_pem;
-    ssl.pem_private_key = options.tls.private_key_pem;
-    credentials = grpc::SslCredentials(ssl);
-    if (!options.tls.server_name_override.empty()) {
-      args.SetSslTargetNameOverride(options.tls.server_name_override);
-    }
-  } else {
-    credentials = grpc::InsecureChannelCredentials();
-  }
-  // Values may be up to the daemon's limit (1 MiB by default, configurable).
-  args.SetMaxReceiveMessageSize(-1);
-  // gRPC's default reconnect backoff grows from 1 s to 2 min; a session
-  // must be renewed within its TTL (10 s by default), so come back sooner
-  // after a daemon restart or a network blip. (Not MIN_RECONNECT_BACKOFF:
-  // gRPC also uses it as the connect timeout, and a short one fails
-  // handshakes with a busy daemon.)
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(options.target, credentials, args);
-}
-
-}  // namespace
-
 ClientImpl::ClientImpl(ClientOptions options)
-    : options_(std::move(options)),
-      channel_(MakeChannel(options_)),
-      sessions_(v1::Sessions::NewStub(channel_)),
-      dogpile_(v1::Dogpile::NewStub(channel_)),
-      rwmutex_(v1::RWMutex::NewStub(channel_)),
-      admin_(v1::Admin::NewStub(channel_)),
-      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+    : options_(std::move(options)), members_(options_) {}
 
 void ClientImpl::Authorize(grpc::ClientContext& ctx) const {
   if (!options_.bearer_token.empty()) {
@@ -54,19 +17,12 @@ void ClientImpl::Authorize(grpc::ClientContext& ctx) const {
   }
 }
 
-void ClientImpl::Prepare(grpc::ClientContext& ctx,
-                         std::chrono::milliseconds wait) const {
-  Authorize(ctx);
-  ctx.set_deadline(std::chrono::system_clock::now() + options_.rpc_timeout +
-                   wait);
-}
-
 StatusOr<HealthStatus> ClientImpl::CheckHealth(const std::string& service) {
   using grpc::health::v1::HealthCheckResponse;
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   HealthCheckResponse response;
-  if (Status s = Call(*health_, &grpc::health::v1::Health::Stub::Check,
+  if (Status s = Call(&grpc::health::v1::Health::Stub::Check,
                       request, &response);
       !s.ok()) {
     return s;
@@ -88,7 +44,7 @@ StatusOr<PeekResult> ClientImpl::Peek(const std::string& registry,
   request.set_key(key);
   request.set_expire_ms(expire.count());
   v1::PeekResponse r;
-  if (Status s = Call(*dogpile_, &v1::Dogpile::Stub::Peek, request, &r);
+  if (Status s = Call(&v1::Dogpile::Stub::Peek, request, &r);
       !s.ok()) {
     return s;
   }
@@ -108,7 +64,7 @@ Status ClientImpl::Invalidate(const std::string& registry,
   request.set_key(key);
   request.set_hard(hard);
   v1::InvalidateResponse r;
-  return Call(*dogpile_, &v1::Dogpile::Stub::Invalidate, request, &r);
+  return Call(&v1::Dogpile::Stub::Invalidate, request, &r);
 }
 
 std::string DefaultClientName() {
@@ -149,7 +105,7 @@ const ClientOptions& Client::options() const { return impl_->options(); }
 
 StatusOr<Stats> Client::GetStats() const {
   internal::v1::StatsResponse r;
-  if (Status s = impl_->Call(impl_->admin(), &internal::v1::Admin::Stub::Stats,
+  if (Status s = impl_->Call(&internal::v1::Admin::Stub::Stats,
                              internal::v1::StatsRequest(), &r);
       !s.ok()) {
     return s;
@@ -166,8 +122,7 @@ StatusOr<Stats> Client::GetStats() const {
 
 StatusOr<Cluster> Client::GetCluster() const {
   internal::v1::ClusterResponse r;
-  if (Status s = impl_->Call(impl_->admin(),
-                             &internal::v1::Admin::Stub::Cluster,
+  if (Status s = impl_->Call(&internal::v1::Admin::Stub::Cluster,
                              internal::v1::ClusterRequest(), &r);
       !s.ok()) {
     return s;

@@ -6,10 +6,13 @@ namespace dogpiled::internal {
 
 KeepAliveCall::KeepAliveCall(ClientImpl& client, uint64_t session_id,
                              Listener* listener)
-    : listener_(listener), session_id_(session_id) {
+    : client_(client),
+      member_(client.members().Current()),
+      listener_(listener),
+      session_id_(session_id) {
   request_.set_session_id(session_id_);
   client.Authorize(ctx_);  // no deadline: the stream lives with the session
-  client.sessions().async()->KeepAlive(&ctx_, this);
+  member_.sessions->async()->KeepAlive(&ctx_, this);
   AddHold();
   StartRead(&response_);
   StartCall();
@@ -79,8 +82,11 @@ void KeepAliveCall::OnReadDone(bool ok) {
 }
 
 void KeepAliveCall::OnDone(const grpc::Status& status) {
+  const Status ended = FromGrpc(status);
+  // Before done_: the next stream must already go where this one points.
+  client_.members().NoteFailure(member_, ended);
   std::lock_guard<std::mutex> lock(mu_);
-  final_ = FromGrpc(status);
+  final_ = ended;
   done_ = true;
   cv_.notify_all();
 }

@@ -21,6 +21,7 @@
 namespace dogpiled::internal {
 
 class ClientImpl;
+struct Member;
 
 using SteadyTime = std::chrono::steady_clock::time_point;
 
@@ -61,7 +62,10 @@ class KeepAliveCall final
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
-  // Constant after construction.
+  // Constant after construction. The client outlives its sessions' calls;
+  // the member is the one this stream went to.
+  ClientImpl& client_;
+  Member& member_;
   Listener* const listener_;
   const uint64_t session_id_;
 

@@ -65,7 +65,7 @@ StatusOr<Opened> OpenLease(ClientImpl& client, const SessionOptions& options) {
   Opened opened;
   // The daemon starts the lease after this instant.
   opened.sent = Clock::now();
-  if (Status s = client.Call(client.sessions(), &v1::Sessions::Stub::Open,
+  if (Status s = client.Call(&v1::Sessions::Stub::Open,
                              request, &response);
       !s.ok()) {
     return s;
@@ -331,7 +331,7 @@ bool SessionImpl::Reopen(std::unique_lock<std::mutex>& lock) {
   v1::CloseRequest close;
   close.set_session_id(old_id);
   v1::CloseResponse closed;
-  client_->CallUntil(client_->sessions(), &v1::Sessions::Stub::Close, close,
+  client_->CallUntil(&v1::Sessions::Stub::Close, close,
                      &closed, close_by);
   milliseconds backoff = kMinBackoff;
   for (;;) {
@@ -341,7 +341,7 @@ bool SessionImpl::Reopen(std::unique_lock<std::mutex>& lock) {
       if (opened.ok()) {
         lock.unlock();
         close.set_session_id(opened->id);
-        client_->Call(client_->sessions(), &v1::Sessions::Stub::Close, close,
+        client_->Call(&v1::Sessions::Stub::Close, close,
                       &closed);
         lock.lock();
       }
@@ -404,7 +404,7 @@ Status SessionImpl::Close() {
   v1::CloseRequest request;
   request.set_session_id(id);
   v1::CloseResponse response;
-  return client_->Call(client_->sessions(), &v1::Sessions::Stub::Close,
+  return client_->Call(&v1::Sessions::Stub::Close,
                        request, &response);
 }
 

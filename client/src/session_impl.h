@@ -25,6 +25,8 @@ namespace dogpiled::internal {
 
 // The first wait before retrying a broken KeepAlive or watch.
 inline constexpr std::chrono::milliseconds kMinBackoff{20};
+// The wait before asking again for a watch the daemon does not serve.
+inline constexpr std::chrono::milliseconds kUnservedWatchRetry{5000};
 
 class SessionImpl final : public KeepAliveCall::Listener,
                           public WatchCall::Listener,
@@ -64,7 +66,7 @@ class SessionImpl final : public KeepAliveCall::Listener,
               const Request& request, Response* response,
               std::chrono::milliseconds wait = std::chrono::milliseconds(0)) {
     const Status status =
-        client_->Call(StubFor<Stub>(), method, request, response, wait);
+        client_->Call(method, request, response, wait);
     Observe(request.session_id(), status);
     return status;
   }
@@ -85,8 +87,7 @@ class SessionImpl final : public KeepAliveCall::Listener,
     Status status;
     std::chrono::milliseconds pause = kFirstRetryPause;
     for (int attempt = 1;; ++attempt) {
-      status = client_->CallUntil(StubFor<Stub>(), method, request, response,
-                                  deadline);
+      status = client_->CallUntil(method, request, response, deadline);
       if (status.code() != StatusCode::kUnavailable ||
           attempt == kMaxAttempts ||
           std::chrono::steady_clock::now() + pause >= deadline) {
@@ -121,16 +122,6 @@ class SessionImpl final : public KeepAliveCall::Listener,
   SessionImpl(std::shared_ptr<ClientImpl> client, uint64_t id,
               std::chrono::milliseconds ttl, SteadyTime opened,
               const SessionOptions& options);
-  template <typename Stub>
-  Stub& StubFor() {
-    if constexpr (std::is_same_v<Stub, v1::Dogpile::Stub>) {
-      return client_->dogpile();
-    } else if constexpr (std::is_same_v<Stub, v1::RWMutex::Stub>) {
-      return client_->rwmutex();
-    } else {
-      return client_->sessions();
-    }
-  }
   void Run();
   // Keeps the current lease alive until it is lost or the thread stops.
   void KeepLease(std::unique_lock<std::mutex>& lock);
@@ -145,8 +136,9 @@ class SessionImpl final : public KeepAliveCall::Listener,
   // replaced. Called by KeepLease with the lock held; `call` is its own.
   void KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
                  std::unique_ptr<WatchCall>& call);
-  void EndWatch(std::unique_lock<std::mutex>& lock,
-                std::unique_ptr<WatchCall>& call);
+  // Returns how the watch ended.
+  Status EndWatch(std::unique_lock<std::mutex>& lock,
+                  std::unique_ptr<WatchCall>& call);
   // Drops the near-cache and asks for a KeepAlive naming no watch at once.
   void DropNearCacheLocked();
   // Stops the keep-alive thread and waits for it (unless called from it).

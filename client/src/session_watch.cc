@@ -56,8 +56,12 @@ void SessionImpl::KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
     DropNearCacheLocked();  // silent: as good as broken
   }
   if (call && watch_broken_) {
-    EndWatch(lock, call);
-    watch_retry_at_ = Clock::now() + kMinBackoff;
+    const Status ended = EndWatch(lock, call);
+    // A daemon that serves no watch (a replicated group) is asked again
+    // now and then, not at once: reads go through it meanwhile.
+    watch_retry_at_ = Clock::now() + (ended.code() == StatusCode::kUnimplemented
+                                          ? kUnservedWatchRetry
+                                          : kMinBackoff);
     return;
   }
   if (!call && now >= watch_retry_at_) {
@@ -70,18 +74,19 @@ void SessionImpl::KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
   }
 }
 
-void SessionImpl::EndWatch(std::unique_lock<std::mutex>& lock,
-                           std::unique_ptr<WatchCall>& call) {
+Status SessionImpl::EndWatch(std::unique_lock<std::mutex>& lock,
+                             std::unique_ptr<WatchCall>& call) {
   if (!call) {
-    return;
+    return Status();
   }
   lock.unlock();
   call->Cancel();
   call->Release();
-  call->AwaitDone();
+  Status ended = call->AwaitDone();
   call.reset();
   lock.lock();
   near_cache_->DropAll();
+  return ended;
 }
 
 }  // namespace dogpiled::internal

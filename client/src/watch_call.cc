@@ -6,10 +6,13 @@ namespace dogpiled::internal {
 
 WatchCall::WatchCall(ClientImpl& client, uint64_t session_id,
                      NearCache* cache, Listener* listener)
-    : cache_(cache), listener_(listener) {
+    : client_(client),
+      member_(client.members().Current()),
+      cache_(cache),
+      listener_(listener) {
   request_.set_session_id(session_id);
   client.Authorize(ctx_);  // no deadline: the stream lives with the session
-  client.dogpile().async()->Watch(&ctx_, this);
+  member_.dogpile->async()->Watch(&ctx_, this);
   AddHold();
   StartRead(&event_);
   StartWrite(&request_);
@@ -86,8 +89,11 @@ void WatchCall::OnReadDone(bool ok) {
 }
 
 void WatchCall::OnDone(const grpc::Status& status) {
+  const Status ended = FromGrpc(status);
+  // Before done_: the next stream must already go where this one points.
+  client_.members().NoteFailure(member_, ended);
   std::lock_guard<std::mutex> lock(mu_);
-  final_ = FromGrpc(status);
+  final_ = ended;
   done_ = true;
   cv_.notify_all();
 }

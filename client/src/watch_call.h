@@ -20,6 +20,7 @@
 namespace dogpiled::internal {
 
 class ClientImpl;
+struct Member;
 
 class WatchCall final
     : public grpc::ClientBidiReactor<::dogpiled::v1::WatchRequest,
@@ -54,7 +55,10 @@ class WatchCall final
   // returns whether the caller must StartWrite(&request_) after unlocking.
   bool NextAckLocked();
 
-  // Constant after construction.
+  // Constant after construction. The client outlives its sessions' calls;
+  // the member is the one this stream went to.
+  ClientImpl& client_;
+  Member& member_;
   NearCache* const cache_;
   Listener* const listener_;
 

@@ -1,6 +1,8 @@
 """The gRPC channel to a daemon (plaintext, TLS, or mutual TLS), or to the
 members of a replicated group."""
 import concurrent.futures
+import ipaddress
+import socket
 import threading
 import time
 
@@ -233,10 +235,55 @@ class _NotedCall:
         return getattr(self._call, name)
 
 
+def expand_target(address):
+    """The addresses `address` names: its comma-separated entries; or, for
+    one "name:port" whose name resolves to more than one address that is
+    not loopback (a Kubernetes headless service), each of those, as
+    "ip:port" ("localhost" stays one daemon). Anything else (an IP, a gRPC
+    URI such as "unix:..." or "dns:///...") is one entry. The C++ SDK
+    reads targets the same way."""
+    addresses = list(dict.fromkeys(
+        a.strip() for a in address.split(",") if a.strip()))
+    if len(addresses) != 1:
+        return addresses or [address]
+    host, sep, port = addresses[0].rpartition(":")
+    if (not sep or not host or not port.isdigit() or "/" in host
+            or host.split(":")[0] in ("unix", "dns", "ipv4", "ipv6")):
+        return addresses
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        return addresses
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError:
+        return addresses
+    resolved = []
+    for family, _, _, _, sockaddr in found:
+        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if ip.is_loopback or family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        entry = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+        if entry not in resolved:
+            resolved.append(entry)
+    return resolved if len(resolved) > 1 else addresses
+
+
 def make_group_channel(address, **kwargs):
     """make_channel for "host:port" (one daemon) or "host:port,host:port,..."
-    (the members of a replicated group: a GroupChannel)."""
-    addresses = [a.strip() for a in address.split(",") if a.strip()]
+    or a name resolving to several members (a replicated group: a
+    GroupChannel; see expand_target)."""
+    addresses = expand_target(address)
     if len(addresses) <= 1:
         return make_channel(address, **kwargs)
+    tls = kwargs.get("tls") or kwargs.get("tls_ca") or kwargs.get("tls_cert")
+    if tls and "," not in address:
+        # Members reached by the IPs a name resolved to still show
+        # certificates for that name.
+        options = dict(kwargs.pop("options", ()))
+        options.setdefault("grpc.ssl_target_name_override",
+                           address.rpartition(":")[0].strip("[]"))
+        kwargs["options"] = tuple(options.items())
     return GroupChannel(addresses, lambda a: make_channel(a, **kwargs))

@@ -41,7 +41,12 @@ class WatchReactor final
     } else if (!identity.ok()) {
       FinishLocked(ToGrpc(identity.status()));
     } else if (tracker_ == nullptr) {
-      FinishLocked(ToGrpc(core::ShuttingDown()));
+      // A replicated group keeps no near-cache table (yet). Not
+      // UNAVAILABLE: that would send a group's client away from its leader.
+      FinishLocked(grpc::Status(
+          grpc::StatusCode::UNIMPLEMENTED,
+          "Watch: a replicated group serves no near-cache yet; reads go "
+          "through the daemon (docs/replication.md)"));
     } else {
       StartRead(&request_);
     }

@@ -29,7 +29,13 @@ struct TlsOptions {
 
 // Every member has a default (see DogpileOptions).
 struct ClientOptions {
-  std::string target = "127.0.0.1:7420";  // HOST:PORT, or any gRPC target
+  // HOST:PORT, or any gRPC target. A replicated group (docs/replication.md):
+  // its members as "H1:P1,H2:P2,H3:P3", or one NAME:PORT that resolves to
+  // them all (not just to loopback). Calls then go to the leader: a
+  // follower's refusal or a member that is down sends them, unchanged
+  // (with their request_id), to the next member within their deadline, and
+  // sessions renew on whichever member leads.
+  std::string target = "127.0.0.1:7420";
   TlsOptions tls{};
   // Sent as "authorization: Bearer <token>" with every call, for registries
   // the daemon protects (--registry-token-file). Empty: none. Use one

@@ -1,0 +1,192 @@
+// The C++ SDK and dogpilectl against three real dogpiled processes run as a
+// replicated group (docs/replication.md): given the members' list, or one
+// follower, they find the leader, and a Session, its lock and its calls
+// carry over when the leader is SIGKILLed.
+//
+// Waits poll Admin.Cluster with generous deadlines: a loaded machine slows
+// an election, it does not fail the test. What is asserted never depends
+// on timing.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "../replication/member_setup.h"  // FreePort
+#include "cli_runner.h"
+#include "daemon_harness.h"
+#include "dogpiled/client.h"
+#include "dogpiled/rwmutex.h"
+#include "dogpiled/session.h"
+
+namespace dogpiled {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using Clock = std::chrono::steady_clock;
+using replication::FreePort;
+
+// An election on a starved machine; normally well under a second.
+constexpr seconds kPatience{60};
+
+ClientOptions Patient(const std::string& target) {
+  ClientOptions options;
+  options.target = target;
+  // Calls wait out an election within their own deadline.
+  options.rpc_timeout = kPatience;
+  return options;
+}
+
+class GroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string peers;
+    for (uint64_t id = 1; id <= 3; ++id) {
+      peers += (peers.empty() ? "" : ",") + std::to_string(id) +
+               "=127.0.0.1:" + std::to_string(FreePort());
+      client_[id] = "127.0.0.1:" + std::to_string(FreePort());
+    }
+    for (uint64_t id = 1; id <= 3; ++id) {
+      members_[id] = testing::Daemon::Start(
+          {"--node-id", std::to_string(id), "--peers", peers,
+           "--election-timeout-ms", "1000", "--heartbeat-ms", "100"},
+          client_[id]);
+    }
+  }
+
+  // The leader every running member agrees on, once it serves.
+  uint64_t Leader() {
+    const auto deadline = Clock::now() + kPatience;
+    while (Clock::now() < deadline) {
+      uint64_t agreed = 0;
+      bool serving = false;
+      bool split = false;
+      for (const auto& [id, daemon] : members_) {
+        if (!daemon) {
+          continue;
+        }
+        ClientOptions options;
+        options.target = client_[id];
+        options.rpc_timeout = seconds(5);
+        StatusOr<Cluster> c = Client(options).GetCluster();
+        if (!c.ok() || c->leader_id == 0 ||
+            (agreed != 0 && c->leader_id != agreed)) {
+          split = true;
+          break;
+        }
+        agreed = c->leader_id;
+        serving = serving || (id == agreed && c->serving);
+      }
+      if (!split && serving) {
+        return agreed;
+      }
+      std::this_thread::sleep_for(milliseconds(50));  // polling, not ordering
+    }
+    ADD_FAILURE() << "no leader within " << kPatience.count() << " s";
+    return 0;
+  }
+
+  // Every running member's client address, `last` at the end.
+  std::string Target(uint64_t last) {
+    std::string out;
+    for (const auto& [id, daemon] : members_) {
+      if (id != last) {
+        out += client_[id] + ",";
+      }
+    }
+    return out + client_[last];
+  }
+
+  std::map<uint64_t, std::string> client_;
+  std::map<uint64_t, std::unique_ptr<testing::Daemon>> members_;
+};
+
+TEST_F(GroupTest, OneFollowerGivenLeadsTheClientToTheLeader) {
+  const uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  const uint64_t follower = leader == 1 ? 2 : 1;
+  Client client(Patient(client_[follower]));
+  StatusOr<Session> session = Session::Open(client);
+  ASSERT_TRUE(session.ok()) << session.status().ToString();
+  ReadWriteMutex mutex(*session, "jobs", "nightly");
+  EXPECT_TRUE(mutex.acquire_write_lock(false));
+  EXPECT_TRUE(mutex.release_write_lock().ok());
+  // Admin.Cluster is answered by the member asked, and it names the leader.
+  StatusOr<Cluster> cluster = client.GetCluster();
+  ASSERT_TRUE(cluster.ok()) << cluster.status().ToString();
+  EXPECT_EQ(cluster->leader_id, leader);
+  EXPECT_EQ(cluster->leader_client_address, client_[leader]);
+}
+
+TEST_F(GroupTest, SessionAndLockCarryOverWhenTheLeaderIsKilled) {
+  const uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  // The leader last: the first calls meet a follower and must move on.
+  Client client(Patient(Target(leader)));
+  SessionOptions lease;
+  // The default TTL: an election under load takes a few seconds at most.
+  lease.ttl = seconds(10);
+  StatusOr<Session> holder = Session::Open(client, lease);
+  ASSERT_TRUE(holder.ok()) << holder.status().ToString();
+  const uint64_t id = holder->id();
+  ReadWriteMutex held(*holder, "jobs", "nightly");
+  WriteLockGuard before(held, std::try_to_lock);
+  ASSERT_TRUE(before.owns_lock());
+  const uint64_t token = before.token();
+
+  members_[leader]->Signal(SIGKILL);
+  members_[leader].reset();
+  const auto killed = Clock::now();
+
+  // A second process's client: the lock is still held, on the new leader.
+  Client other(Patient(Target(leader == 3 ? 1 : 3)));
+  StatusOr<Session> contender = Session::Open(other, lease);
+  ASSERT_TRUE(contender.ok()) << contender.status().ToString();
+  ReadWriteMutex wanted(*contender, "jobs", "nightly");
+  EXPECT_FALSE(wanted.acquire_write_lock(false));
+  const uint64_t successor = Leader();
+  ASSERT_NE(successor, 0u);
+  EXPECT_NE(successor, leader);
+
+  // The holder's session is the same lease, renewed on the new leader:
+  // past a whole TTL since the old leader died, the new one still has it
+  // (its lock is still refused to others), and the SDK never lost it.
+  std::this_thread::sleep_until(killed + lease.ttl + seconds(1));
+  EXPECT_FALSE(wanted.acquire_write_lock(false));
+  EXPECT_EQ(holder->state(), SessionState::kAlive)
+      << holder->loss_reason().ToString();
+  EXPECT_EQ(holder->id(), id);
+  EXPECT_EQ(holder->reopens(), 0u);
+  // Its release reaches the new leader, and the next token is larger.
+  EXPECT_TRUE(before.release().ok());
+  WriteLockGuard after(wanted, std::try_to_lock);
+  ASSERT_TRUE(after.owns_lock());
+  EXPECT_GT(after.token(), token);
+  EXPECT_EQ(holder->state(), SessionState::kAlive);
+}
+
+TEST_F(GroupTest, DogpilectlTakesTheMembersList) {
+  const uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  const std::string target = Target(leader);
+  // A change, sent first to a follower: it lands on the leader.
+  testing::CliResult invalidate =
+      testing::RunCli(target, {"invalidate", "pages", "home"});
+  EXPECT_EQ(invalidate.exit_code, 0) << invalidate.err;
+  testing::CliResult stats = testing::RunCli(target, {"stats", "--json"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_NE(stats.out.find("\"sessions\""), std::string::npos)
+      << stats.out;
+  testing::CliResult cluster = testing::RunCli(target, {"cluster", "--json"});
+  EXPECT_EQ(cluster.exit_code, 0) << cluster.err;
+  EXPECT_NE(cluster.out.find("\"leader_id\": " + std::to_string(leader)),
+            std::string::npos)
+      << cluster.out;
+}
+
+}  // namespace
+}  // namespace dogpiled
