@@ -38,11 +38,12 @@ std::string RaftNode::Start() {
     uv_loop_close(&loop_);
     return what + ": " + raft_strerror(rv);
   };
-  transport_.version = 1;  // the caller fills the version in
-  if (int rv = raft_uv_tcp_init(&transport_, &loop_); rv != 0) {
+  transport_ = NoDelayTransport{};
+  if (int rv = NoDelayTcpInit(&transport_, &loop_); rv != 0) {
     return fail("raft_uv_tcp_init", rv);
   }
-  if (int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(), &transport_);
+  if (int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(),
+                            &transport_.base);
       rv != 0) {
     return fail("raft_uv_init " + options_.dir + " (" + io_.errmsg + ")",
                 rv);
@@ -266,7 +267,7 @@ void RaftNode::Drain() {
     raft_close(&raft_, [](struct raft* r) {
       auto* self = static_cast<RaftNode*>(r->data);
       raft_uv_close(&self->io_);
-      raft_uv_tcp_close(&self->transport_);
+      raft_uv_tcp_close(&self->transport_.base);
       uv_close(reinterpret_cast<uv_handle_t*>(&self->wake_), nullptr);
     });
   }

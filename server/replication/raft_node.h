@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "replication/committed_state.h"
+#include "replication/nodelay_transport.h"
 #include "replication/raft.h"
 #include "replication/raft_fsm.h"
 
@@ -120,7 +121,7 @@ class RaftNode {
   bool leading_ = false;  // as last reported to on_leadership
   bool closing_ = false;  // the loop's: raft and the handles are closing
   uint64_t lead_term_ = 0;
-  raft_uv_transport transport_{};
+  NoDelayTransport transport_{};
   raft_io io_{};
   raft raft_{};
   std::thread thread_;
