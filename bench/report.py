@@ -220,7 +220,7 @@ def summary_rows(results):
                          _verdict(run["ops_per_sec"] >= 0.85 * base)
                          if big else "–"))
     rows += (_value_rows(results) + _slow_disk_rows(results)
-             + _near_cache_rows(results))
+             + _near_cache_rows(results) + _replicated_rows(results))
     return rows
 
 
@@ -269,6 +269,40 @@ def _slow_disk_rows(results):
                      "", f"{r['publishes']:,} publishes alongside",
                      "p99 < 5 ms, max < 50 ms",
                      _verdict(r["p99"] < 5 and r["max"] < 50)))
+    return rows
+
+
+def _replicated_rows(results):
+    """Issue 11: the leader of a group of three against a single node and
+    etcd, measured in the same run."""
+    def run(label):
+        return _run(results, "replicated", label)
+    rows = []
+    single, lead = run("fresh reads, single node"), run("fresh reads, leader of 3")
+    if single and lead:
+        f, s = lead["ops_per_sec"], single["ops_per_sec"]
+        rows.append(("replicated: fresh reads, leader of 3 (server CPU/call)",
+                     f"{f:,.0f}/s ({lead.get('server_cpu_us_per_op', 0):,.1f} µs)",
+                     f"single node {s:,.0f}/s "
+                     f"({single.get('server_cpu_us_per_op', 0):,.1f} µs): "
+                     f"{_ratio(f, s)}", "", "≥ 0.90× single node",
+                     _verdict(f >= 0.9 * s)))
+    single = run("write lock handoff, single node")
+    lead, etcd = run("write lock handoff, leader of 3"), run("etcd lock handoff")
+    if lead:
+        h = lead["handoffs_per_sec"]
+        peers = [f"{name} {r['handoffs_per_sec']:,.0f}/s "
+                 f"({r.get('server_cpu_us_per_handoff', 0):,.0f} µs): "
+                 f"{_big_ratio(h, r['handoffs_per_sec'])}"
+                 for name, r in (("single node", single), ("etcd lock", etcd))
+                 if r]
+        rows.append(("replicated: contended write-lock handoff, leader of 3 "
+                     "(server CPU/handoff)",
+                     f"{h:,.0f}/s "
+                     f"({lead.get('server_cpu_us_per_handoff', 0):,.0f} µs)",
+                     "; ".join(peers), "", "≥ 20× etcd",
+                     _verdict(h >= 20 * etcd["handoffs_per_sec"])
+                     if etcd else "–"))
     return rows
 
 
@@ -337,6 +371,10 @@ def check(results, only):
             continue
         if name == "handoff":
             entries = {**entries, **sc.get("handoff_sweep", {})}
+        if name == "replicated":
+            entries = {label: dict(e, kind="handoff" if "handoff" in label
+                                   else "fresh")
+                       for label, e in entries.items()}
         if name == "values":
             entries = {f"{label}, {system}": e[system]
                        for label, e in entries.items()
@@ -347,7 +385,8 @@ def check(results, only):
                 problems.append(f"{where}: {entry['error']}")
                 continue
             for run in entry.get("runs", []) or [entry]:
-                problems += [f"{where}: {p}" for p in _check_run(name, run)]
+                problems += [f"{where}: {p}" for p in
+                             _check_run(entry.get("kind", name), run)]
     return problems
 
 

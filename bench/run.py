@@ -51,7 +51,8 @@ MODES = {
                  near_holders=100, near_rounds=200),
 }
 SCENARIOS = ["ceiling", "fresh", "election", "handoff", "stampede", "parked",
-             "scale", "values", "parked_values", "slow_disk", "near_cache"]
+             "scale", "values", "parked_values", "slow_disk", "near_cache",
+             "replicated"]
 # Value sizes of the "values" sweep (issue 10): small, and large enough that
 # a copy per answer would show.
 VALUE_SIZES = [64, 65536]
@@ -112,7 +113,8 @@ def run_all(args, cfg, srv, runner, results):
                   warmup_seconds=cfg["warmup"], seconds=cfg["seconds"])
     budget = int(cfg["seconds"] + cfg["warmup"]) + 60
     redis = srv.redis()
-    etcd = srv.etcd() if "handoff" in args.only else None
+    etcd = (srv.etcd() if "handoff" in args.only or "replicated" in args.only
+            else None)
     sc = results["scenarios"]
 
     if "ceiling" in args.only or "fresh" in args.only:
@@ -166,25 +168,26 @@ def run_all(args, cfg, srv, runner, results):
         sc["handoff"] = {
             "dogpiled write lock": runner.bench(
                 "handoff", "dogpiled write lock", budget, target=d.address,
-                system="dogpiled-write", **h),
+                system="dogpiled-write", server_pid=d.pid, **h),
             "dogpiled creator role": runner.bench(
                 "handoff", "dogpiled creator role", budget, target=d.address,
-                system="dogpiled-create", **h),
+                system="dogpiled-create", server_pid=d.pid, **h),
             "etcd lock": runner.bench(
                 "handoff", "etcd lock", budget, etcd=etcd.address,
-                system="etcd", **h),
+                system="etcd", server_pid=etcd.pid, **h),
             "redis lock, 100 ms poll": runner.bench(
                 "handoff", "redis lock, 100 ms poll", budget, system="redis",
-                redis_port=redis.port, poll_ms=100, **h),
+                redis_port=redis.port, poll_ms=100, server_pid=redis.pid, **h),
             "redis lock, 5 ms poll": runner.bench(
                 "handoff", "redis lock, 5 ms poll", budget, system="redis",
-                redis_port=redis.port, poll_ms=5, **h)}
+                redis_port=redis.port, poll_ms=5, server_pid=redis.pid, **h)}
         if etcd_tmpfs is not None:
             # Where etcd's time goes: the same with its data on tmpfs, where
             # fsync is free (not how anyone runs it).
             sc["handoff"]["etcd lock, data on tmpfs"] = runner.bench(
                 "handoff", "etcd lock, data on tmpfs", budget,
-                etcd=etcd_tmpfs.address, system="etcd", **h)
+                etcd=etcd_tmpfs.address, system="etcd",
+                server_pid=etcd_tmpfs.pid, **h)
         else:
             print("handoff: etcd on tmpfs skipped: /dev/shm has "
                   f"{servers_mod.shm_free_bytes() >> 20} MiB free, etcd needs "
@@ -206,6 +209,38 @@ def run_all(args, cfg, srv, runner, results):
         srv.stop(etcd)
         if etcd_tmpfs is not None:
             srv.stop(etcd_tmpfs)
+
+    if "replicated" in args.only:
+        # Issue 11: what the commit costs a replicated group's leader, against
+        # a single node and etcd's lock in the same run. Rounds alternate the
+        # two daemons so noise hits both alike; each gets one process's CPU
+        # (the leader's: its followers' appends are not in the figure).
+        d = srv.dogpiled()
+        leader, members = srv.group(args.dogpilectl)
+        runs = {}
+        for r in range(cfg["rounds"]):
+            pair = [("single node", d), ("leader of 3", leader)]
+            for where, server in pair[::1 if r % 2 == 0 else -1]:
+                runs.setdefault(f"fresh reads, {where}", []).append(
+                    runner.bench(
+                        "fresh", f"dogpiled {where} #{r + 1}", budget,
+                        target=server.address, system="dogpiled", keys=1,
+                        server_pid=server.pid,
+                        concurrency=cfg["concurrency"], **common))
+                runs.setdefault(f"write lock handoff, {where}", []).append(
+                    runner.bench(
+                        "handoff", f"write lock, {where} #{r + 1}", budget,
+                        target=server.address, system="dogpiled-write",
+                        server_pid=server.pid,
+                        clients=cfg["handoff_clients"], **common))
+        sc["replicated"] = {label: median_run(v) for label, v in runs.items()}
+        if etcd not in srv.running:  # the handoff scenario stopped it
+            etcd = srv.etcd()
+        sc["replicated"]["etcd lock handoff"] = runner.bench(
+            "handoff", "etcd lock", budget, etcd=etcd.address, system="etcd",
+            server_pid=etcd.pid, clients=cfg["handoff_clients"], **common)
+        for server in [d, etcd, *members]:
+            srv.stop(server)
 
     if "stampede" in args.only:
         d = srv.dogpiled()
@@ -365,6 +400,7 @@ def main():
     p.add_argument("--dogpiled", default=f"{build}/server/dogpiled")
     p.add_argument("--bench", default=f"{build}/bench/dogpiled_bench")
     p.add_argument("--noop", default=f"{build}/bench/bench_noop_server")
+    p.add_argument("--dogpilectl", default=f"{build}/client/dogpilectl")
     p.add_argument("--near-cache-bench",
                    default=f"{build}/bench/near_cache_bench")
     p.add_argument("--out", default=os.path.join(build, "bench-results"))
@@ -374,7 +410,8 @@ def main():
                    help="copy the table and plots into docs/benchmarks.md")
     args = p.parse_args()
     args.only = args.only.split(",")
-    for name in ("dogpiled", "bench", "noop", "near_cache_bench", "out"):
+    for name in ("dogpiled", "bench", "noop", "near_cache_bench", "dogpilectl",
+                 "out"):
         setattr(args, name, os.path.abspath(getattr(args, name)))
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]

@@ -6,12 +6,14 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 #include "dogpiled_client.h"
 #include "etcd/rpc.grpc.pb.h"
 #include "etcd/v3lock.grpc.pb.h"
 #include "grpc_util.h"
 #include "handoff_tracker.h"
+#include "proc_stats.h"
 #include "resp_loop.h"
 #include "scenarios.h"
 
@@ -320,10 +322,25 @@ nlohmann::json RunHandoff(const Options& options) {
       NowNs() + static_cast<int64_t>(options.warmup_seconds * kNsPerSec);
   const int64_t end = begin + static_cast<int64_t>(options.seconds * kNsPerSec);
   HandoffTracker tracker(begin, end);
+  // The server's CPU over the measured window, read at its edges by a
+  // thread of its own while the contenders run.
+  int64_t server_cpu_ns = 0;
+  std::thread cpu_sampler;
+  if (options.server_pid != 0) {
+    cpu_sampler = std::thread([&] {
+      SleepUntilNs(begin);
+      const int64_t first = CpuTimeNs(options.server_pid);
+      SleepUntilNs(end);
+      server_cpu_ns = CpuTimeNs(options.server_pid) - first;
+    });
+  }
   if (options.system == "redis") {
     RedisHandoff(options, tracker, end);
   } else {
     GrpcDriver(std::move(contenders), &tracker, end).Run();
+  }
+  if (cpu_sampler.joinable()) {
+    cpu_sampler.join();
   }
   for (int64_t lease : leases) {  // leave etcd as we found it
     grpc::ClientContext context;
@@ -335,6 +352,10 @@ nlohmann::json RunHandoff(const Options& options) {
   }
   nlohmann::json run = tracker.Figures();
   run["clients"] = n;
+  if (options.server_pid != 0 && run.value("handoffs", 0) > 0) {
+    run["server_cpu_us_per_handoff"] =
+        server_cpu_ns / 1e3 / run["handoffs"].get<double>();
+  }
   if (options.system == "redis") {
     run["poll_ms"] = options.poll_ms;
   }

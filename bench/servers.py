@@ -8,6 +8,7 @@ PR_SET_PDEATHSIG).
 """
 
 import ctypes
+import json
 import os
 import resource
 import shutil
@@ -160,6 +161,51 @@ class Servers:
             # Metrics stay on, as in production, on a port of their own.
             "--metrics-listen", "127.0.0.1:0",
             "--log-level", "warn", *flags], port_file=port_file)
+
+    def group(self, dogpilectl, size=3):
+        """A replicated group (docs/replication.md) of `size` fresh members
+        with the default timeouts. Returns (leader, members) once every
+        member names the same leader and it serves."""
+        def start():
+            raft = {i: free_port() for i in range(1, size + 1)}
+            peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in raft.items())
+            members = {}
+            try:
+                for i in raft:
+                    state = tempfile.mkdtemp(prefix=f"member{i}-", dir=self.root)
+                    members[i] = self._start(f"dogpiled-member{i}", [
+                        self.dogpiled_bin, "--node-id", str(i), "--peers", peers,
+                        "--listen", f"127.0.0.1:{free_port()}",
+                        "--port-file", os.path.join(state, "port"),
+                        "--state-dir", state, "--metrics-listen", "",
+                        "--log-level", "warn"],
+                        port_file=os.path.join(state, "port"))
+            except BaseException:
+                for m in members.values():
+                    self.stop(m)
+                raise
+            return members
+        members = _on_free_ports(start)
+        found = {}
+
+        def agreed():
+            views = []
+            for m in members.values():
+                done = subprocess.run(
+                    [dogpilectl, "--target", m.address, "--timeout", "2000",
+                     "--json", "cluster"], capture_output=True, text=True)
+                if done.returncode != 0:
+                    return False
+                views.append(json.loads(done.stdout))
+            leaders = {v["leader_id"] for v in views}
+            lead = leaders.pop() if len(leaders) == 1 else 0
+            if lead in members and any(v["self_id"] == lead and v["serving"]
+                                       for v in views):
+                found["leader"] = members[lead]
+                return True
+            return False
+        _wait_until(agreed, "a replicated group's leader")
+        return found["leader"], list(members.values())
 
     def noop(self):
         port_file = os.path.join(self.root, f"noop-port-{time.monotonic_ns()}")

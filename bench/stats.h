@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 namespace dogpiled::bench {
@@ -14,6 +15,12 @@ inline int64_t NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
+}
+
+// Sleeps until NowNs() reaches `ns` (a window's edge, not an ordering).
+inline void SleepUntilNs(int64_t ns) {
+  std::this_thread::sleep_until(std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(ns)));
 }
 
 inline constexpr int64_t kNsPerMs = 1'000'000;

@@ -42,8 +42,10 @@ def _single(e):
 def _handoff(e):
     r = e["runs"][0]
     per = r["requests"] / r["handoffs"] if r["handoffs"] else 0
+    cpu = r.get("server_cpu_us_per_handoff")
     return [f"{r['handoffs_per_sec']:,.0f}", f"{r['grants_per_sec']:,.0f}",
-            f"{per:,.1f}"] + _lat(r["latency"])
+            f"{per:,.1f}", f"{cpu:,.1f}" if cpu is not None else "–"
+            ] + _lat(r["latency"])
 
 
 def _stampede(e):
@@ -74,18 +76,35 @@ def details(results):
                       ["system", "calls/s", "rounds (calls/s)",
                        "server CPU µs per call", "p50 µs", "p99 µs",
                        "p999 µs"], single)
+    handoff_columns = ["system", "handoffs/s", "grants/s",
+                       "requests per handoff", "server CPU µs per handoff",
+                       "p50 µs", "p99 µs", "p999 µs"]
     if "handoff" in sc:
-        out += _table("Contended handoff (scenario 4)",
-                      ["system", "handoffs/s", "grants/s",
-                       "requests per handoff", "p50 µs", "p99 µs", "p999 µs"],
+        out += _table("Contended handoff (scenario 4)", handoff_columns,
                       list(_rows(results, "handoff", _handoff)),
                       "Latency: from the holder sending its release to the "
                       "next holder having the grant.")
     if "handoff_sweep" in sc:
         out += _table("Contended handoff by number of contenders",
-                      ["system", "handoffs/s", "grants/s",
-                       "requests per handoff", "p50 µs", "p99 µs", "p999 µs"],
+                      handoff_columns,
                       list(_rows(results, "handoff_sweep", _handoff)))
+    if "replicated" in sc:
+        rep = sc["replicated"]
+        out += _table(
+            "Replicated mode: a group of three's leader, a single node and "
+            "etcd, same run",
+            ["system", "calls/s", "rounds (calls/s)", "server CPU µs per call",
+             "p50 µs", "p99 µs", "p999 µs"],
+            [[label] + _single(e) for label, e in rep.items()
+             if "error" not in e and "fresh" in label] +
+            [[label] + [f"{e['runs'][0]['handoffs_per_sec']:,.0f}",
+                        ", ".join(f"{r:,.0f}" for r in e.get("rounds", [])),
+                        f"{e['runs'][0].get('server_cpu_us_per_handoff', 0):,.1f}"
+                        ] + _lat(e["runs"][0]["latency"])
+             for label, e in rep.items()
+             if "error" not in e and "handoff" in label],
+            "Handoff rows count handoffs, and their CPU is per handoff; the "
+            "leader's CPU leaves out its followers'.")
     if "stampede" in sc:
         out += _table("Stampede (scenario 5)",
                       ["system", "creator calls",
