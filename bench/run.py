@@ -406,10 +406,12 @@ def main():
     p.add_argument("--out", default=os.path.join(build, "bench-results"))
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help="comma-separated subset of " + ",".join(SCENARIOS))
+    p.add_argument("--skip", default="",
+                   help="comma-separated scenarios to leave out of --only")
     p.add_argument("--update-docs", action="store_true",
                    help="copy the table and plots into docs/benchmarks.md")
     args = p.parse_args()
-    args.only = args.only.split(",")
+    args.only = [s for s in args.only.split(",") if s not in args.skip.split(",")]
     for name in ("dogpiled", "bench", "noop", "near_cache_bench", "dogpilectl",
                  "out"):
         setattr(args, name, os.path.abspath(getattr(args, name)))
