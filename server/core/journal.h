@@ -34,12 +34,26 @@ struct PersistedInvalidation {
 // Replicated mode (docs/replication.md): the rest of what a client can
 // observe, so that a follower applying the log holds every session and
 // grant the leader answered, and a new leader can take them over.
+// A Publish a session made lately: a retry of it (same token, key and
+// value) at a new leader is answered again, not refused for the role it
+// gave up. Kept by the committed state from the records that made it.
+struct PersistedPublish {
+  Token token = 0;
+  std::string registry;
+  std::string key;
+  size_t value_hash = 0;  // std::hash of the value (of "" when lock-only)
+  double created_time = 0;
+};
+
 struct PersistedSession {
   SessionId id = 0;
   int64_t ttl_ms = 0;
   std::string client_name;
   std::string client;  // for the per-client cap
   std::string owner;   // the identity (tenant) it is bound to
+  // Replicated mode, in memory only (no record and no snapshot carries
+  // it; a member that installed a snapshot knows none until new ones).
+  std::vector<PersistedPublish> recent_publishes{};
 };
 
 // A member of a replicated group that led it, and the address its clients

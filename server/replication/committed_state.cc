@@ -38,6 +38,28 @@ CommittedState::CommittedState(int64_t invalidation_horizon_ms)
 void CommittedState::ValueStored(const PersistedValue& value) {
   values_[{value.registry, value.key}] = value;
   high_water_ = std::max(high_water_, value.token);
+  // Stored by a Publish under a grant still held: its release follows.
+  RememberPublish(value.token, std::hash<std::string>()(value.value.str()),
+                  value.created_time);
+}
+
+void CommittedState::RememberPublish(core::Token token, size_t value_hash,
+                                     double created_time) {
+  auto grant = grants_.find(token);
+  if (grant == grants_.end()) {
+    return;
+  }
+  auto session = sessions_.find(grant->second.session);
+  if (session == sessions_.end()) {
+    return;
+  }
+  std::vector<core::PersistedPublish>& recent =
+      session->second.recent_publishes;
+  recent.push_back({token, grant->second.registry, grant->second.key,
+                    value_hash, created_time});
+  if (recent.size() > kRecentPublishes) {
+    recent.erase(recent.begin());
+  }
 }
 
 void CommittedState::ValueDropped(const std::string& registry,
@@ -180,6 +202,8 @@ void CommittedState::Released(const core::PersistedRelease& release) {
     lock_only_[{it->second.registry, it->second.key}] = {
         it->second.registry, it->second.key, release.token,
         *release.lock_only_created_time};
+    RememberPublish(release.token, std::hash<std::string>()(""),
+                    *release.lock_only_created_time);
   }
   grants_.erase(it);
 }

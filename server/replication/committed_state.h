@@ -79,6 +79,11 @@ class CommittedState final : public core::Journal {
   // (registry "" for the daemon-wide mark) now covers.
   bool Covered(const core::PersistedInvalidation& inv) const;
   void DropCovered(const std::string& registry);
+  // Adds a Publish under grant `token` to its session's recent ones (the
+  // leader's Coordinator keeps as many).
+  void RememberPublish(core::Token token, size_t value_hash,
+                       double created_time);
+  static constexpr size_t kRecentPublishes = 8;
   // Erases the values of a key, or of a registry (key ""), at or below
   // `mark`.
   void EraseVoided(const Name& scope, core::Token mark);

@@ -41,6 +41,53 @@ TEST_F(ReplicaTest, ANewLeaderHoldsEverySessionGrantAndValue) {
   ExpectSame();
 }
 
+// The old leader applied a Publish and died before its answer left (or
+// the answer was lost): the client sends it again, unchanged, to the new
+// leader, which must answer it again, not refuse it for the role the first
+// attempt gave up.
+TEST_F(ReplicaTest, APublishRetriedAtTheNewLeaderIsAnsweredAgain) {
+  SessionId s = Open();
+  AcquireResult made = Now(Req(s, "k"));
+  ASSERT_EQ(made.outcome, core::Outcome::kCreate);
+  core::PublishRequest p;
+  p.registry = "reg";
+  p.key = "k";
+  p.session_id = s;
+  p.token = made.token;
+  p.value = std::string("made");
+  core::StatusOr<double> first = core_->Publish(p);
+  ASSERT_TRUE(first.ok());
+  // Lock-only: the stamp the first attempt left answers the retry.
+  core::AcquireRequest lock_only = Req(s, "lo");
+  lock_only.client_created_time = 0;
+  AcquireResult role = Now(lock_only);
+  ASSERT_EQ(role.outcome, core::Outcome::kCreate);
+  core::PublishRequest q;
+  q.registry = "reg";
+  q.key = "lo";
+  q.session_id = s;
+  q.token = role.token;
+  core::StatusOr<double> stamped = core_->Publish(q);
+  ASSERT_TRUE(stamped.ok());
+
+  Promote();
+  core::StatusOr<double> again = core_->Publish(p);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again.value(), first.value());
+  core::StatusOr<double> restamped = core_->Publish(q);
+  ASSERT_TRUE(restamped.ok()) << restamped.status().message();
+  EXPECT_EQ(restamped.value(), stamped.value());
+  // Not a retry: another value, or another session, under that token.
+  core::PublishRequest other = p;
+  other.value = std::string("else");
+  EXPECT_FALSE(core_->Publish(other).ok());
+  other = p;
+  other.session_id = Open();
+  EXPECT_FALSE(core_->Publish(other).ok());
+  EXPECT_EQ(Now(Req(s, "k")).outcome, core::Outcome::kFresh);
+  ExpectSame();
+}
+
 TEST_F(ReplicaTest, TokensKeepIncreasingAcrossANewLeader) {
   SessionId s = Open();
   AcquireResult first = Now(Req(s, "k"));
