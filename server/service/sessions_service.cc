@@ -19,11 +19,11 @@ class KeepAliveReactor final
   // `core` null: the stream is refused with `refused` (not the leader).
   // A stream stays with the Coordinator it began on: once that one is
   // deposed it answers UNAVAILABLE and the client opens a new stream.
-  KeepAliveReactor(std::shared_ptr<core::Coordinator> core,
-                   const grpc::Status& refused,
+  KeepAliveReactor(Serving serving, const grpc::Status& refused,
                    core::NearCacheTracker* near_cache,
                    core::StatusOr<std::string> identity)
-      : core_(std::move(core)),
+      : core_(std::move(serving.core)),
+        commit_(std::move(serving.commit)),
         near_cache_(near_cache),
         identity_(identity.ok() ? identity.value() : std::string()) {
     if (core_ == nullptr) {
@@ -61,7 +61,23 @@ class KeepAliveReactor final
             ? near_cache_->KeepAlive(request_.session_id(),
                                      request_.watch_id())
             : request_.watch_id() != 0);
-    StartWrite(&response_);
+    if (commit_ == nullptr) {
+      StartWrite(&response_);
+      return;
+    }
+    // Replicated mode: the renewal is the leader's alone (not journaled),
+    // so answer it only under a confirmed lead, as a read. A leader woken
+    // from a stop after a successor took over must not promise a lease
+    // the successor will not keep; it learns it was deposed and refuses.
+    // Until this runs no operation is outstanding, and OnDone waits for
+    // Finish, so `this` lives.
+    commit_->AfterDurable([this](core::Status s) {
+      if (!s.ok()) {
+        Finish(ToGrpc(s));
+        return;
+      }
+      StartWrite(&response_);
+    });
   }
 
   void OnWriteDone(bool ok) override {
@@ -78,6 +94,7 @@ class KeepAliveReactor final
 
  private:
   const std::shared_ptr<core::Coordinator> core_;
+  const std::shared_ptr<core::DurabilityBarrier> commit_;  // null: single
   core::NearCacheTracker* const near_cache_;
   const std::string identity_;
   v1::KeepAliveRequest request_;
@@ -112,7 +129,7 @@ SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
   Serving serving;
   grpc::Status refused;
   cores_->Get(&serving, &refused);
-  return new KeepAliveReactor(serving.core, refused, near_cache_,
+  return new KeepAliveReactor(std::move(serving), refused, near_cache_,
                               auth_->Identity(ctx));
 }
 

@@ -14,6 +14,7 @@ import pathlib
 import signal
 import socket
 import sys
+import threading
 import time
 
 import grpc
@@ -220,6 +221,53 @@ def test_a_stopped_leader_grants_nothing_and_serves_no_voided_value_once_deposed
         except grpc.RpcError as e:
             assert e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.NOT_FOUND), e
     assert group.cluster(lead).leader_id != lead
+
+
+def test_a_stopped_leader_renews_no_lease_once_deposed(group):
+    """Keep-alives are the leader's alone, and are not in the log: a leader
+    woken from a stop must not answer the renewals that queued up while a
+    successor took over, or a client believes in a lease the group never
+    granted. Renewals are sent every 50 ms throughout."""
+    lead = group.leader()
+    old = group.members[lead]
+    sid = open_session(old, ttl_ms=5000)
+    sent, answers, done = [], [], threading.Event()
+
+    def beats():
+        while not done.is_set():
+            sent.append(time.monotonic())
+            yield sessions_pb2.KeepAliveRequest(session_id=sid)
+            done.wait(0.05)
+
+    call = old.sessions.KeepAlive(beats())
+
+    def read():
+        try:
+            for _ in call:
+                answers.append(sent[len(answers)])  # one answer per request, in order
+        except grpc.RpcError:
+            pass
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + PATIENCE_S
+        while not answers:  # the stream works before the stop
+            assert time.monotonic() < deadline, "no renewal answered"
+            time.sleep(0.01)
+        os.kill(old.proc.pid, signal.SIGSTOP)
+        try:
+            group.leader(among=[i for i in group.members if i != lead])
+            successor = time.monotonic()  # requests sent from here queue up
+            time.sleep(0.3)
+        finally:
+            os.kill(old.proc.pid, signal.SIGCONT)
+        reader.join(timeout=PATIENCE_S)  # it ends the stream once deposed
+        assert not reader.is_alive(), "the deposed leader kept the stream"
+    finally:
+        done.set()
+        call.cancel()
+    late = [t - successor for t in answers if t > successor]
+    assert not late, f"renewals sent after the takeover were answered: {late}"
 
 
 def test_a_minority_commits_nothing(group):
