@@ -31,10 +31,33 @@ whatever the timing; a grant we cannot bound (a killed creator with no
 renewal after its grant) simply contributes a shorter interval. So the
 check fails for real violations and never for slow processes.
 
+A replicated group's run (group_cluster.py: nemesis.jsonl starts with a
+"group" event) is held to the same rules, with what section 7 of the
+contract adds and allows:
+
+  - grants, sessions and values survive a leader change, so the death of a
+    member bounds nothing;
+  - a call that hung on a SIGSTOPped member may miss its deadline;
+  - a deposed leader may serve a value for at most one election timeout
+    after a newer invalidation, so a read is held to the invalidations
+    answered one election timeout before it was sent;
+  - a new leader starts held roles' creation timeouts again, so a Publish
+    accepted past its creation timeout is a violation only when the
+    members' views (Monitor) show that no leader took over in between;
+  - the Python client sends a refused call again to the new leader, so an
+    Unlock or Abandon refused while a leader may have taken over may be
+    the retry of one that was applied (a Publish is answered again);
+  - the final reads (final.jsonl: a Peek of every key once the workers
+    have stopped) must show every answered publish and invalidation: a
+    key holds the value of a publish that may have come after every
+    publish answered OK, or no value only if a hard invalidation may have
+    come after each;
+  - after every group fault, some grant asked for later was answered.
+
 Each violation has a kind: two_creators, rw_overlap, stale_publish,
 late_accept, spurious_refusal, token_order, token_repeat, double_release,
-invalidated_value, value, unanswered, early_timeout, status, unfinished,
-history, crash.
+invalidated_value, value, lost_write, unanswered, early_timeout, status,
+no_progress, unfinished, history, crash.
 
 Usage: checker.py FOLDER  (prints the report; exit 1 on any violation).
 """
@@ -45,7 +68,7 @@ import pathlib
 import sys
 
 from history import load
-from invalidations import check_values, marks_by_key
+from invalidations import READS, check_values, marks_by_key
 
 INF = math.inf
 # Rounding in the daemon: its deadlines are whole milliseconds of the same
@@ -65,8 +88,10 @@ ALLOWED = {
     "unlock": COMMON | {"FAILED_PRECONDITION"},
     "close": COMMON,
     "invalidate": {"UNAVAILABLE", "CANCELLED", "CLOSED"},
+    "peek": {"UNAVAILABLE", "CANCELLED", "CLOSED"},
 }
 RELEASES = ("publish", "abandon", "unlock")
+REFUSED = ("FAILED_PRECONDITION", "NOT_FOUND")  # a release that changed nothing
 TIGHT = 0.005
 
 
@@ -131,6 +156,9 @@ class Run:
         self.renewed = collections.defaultdict(lambda: -INF)  # sid -> last renewal sent
         for path in sorted(pathlib.Path(folder).glob("worker-*.jsonl")):
             self._worker(path)
+        final = pathlib.Path(folder) / "final.jsonl"  # a group's final reads
+        if final.exists():
+            self._worker(final)
 
     def rel(self, t):
         """A time for messages: seconds since the run began."""
@@ -142,6 +170,10 @@ class Run:
         self.signals, self.exits = [], []  # per daemon epoch
         self.killed = {}                   # worker file -> SIGKILL time
         self.pauses = collections.defaultdict(list)  # file -> [(stop, cont)]
+        self.group = None          # the "group" event of a replicated group
+        self.member_stops = []     # [stop, cont] of any member
+        self.group_faults = []     # their "group_fault" events
+        self.views = []            # members' views of the group (Monitor)
         faults = self.report.faults
         for e in events:
             ev = e["ev"]
@@ -164,6 +196,22 @@ class Run:
                 self.pauses[e["file"]][-1][1] = e["t"]
             elif ev in ("drop_channel", "cut_keepalive"):
                 faults[ev] += 1
+            elif ev == "group":
+                self.group = e
+            elif ev == "group_fault":
+                self.group_faults.append(e)
+                faults[e["fault"]] += 1
+            elif ev == "leader_elected" and e["fault"]:
+                # Another member leads, at a later term than the one the
+                # fault was dealt in.
+                faults["new_leader_after_" + e["fault"]] += int(
+                    e["new"] != e["old"] and e["term"] > e["old_term"])
+            elif ev == "member_stop":
+                self.member_stops.append([e["t"], INF])
+            elif ev == "member_cont":
+                self.member_stops[-1][1] = e["t"]
+            elif ev == "view":
+                self.views.append(e)
 
     def _worker(self, path):
         events, torn = load(path)
@@ -201,6 +249,26 @@ class Run:
             return INF, INF
         return self.signals[i], self.exits[i]
 
+    def stale_read_s(self):
+        """How long after an invalidation returned a read may still miss it:
+        a group's deposed leader may serve from its old state for one
+        election timeout; a single daemon never."""
+        return self.group["election_timeout_ms"] / 1000 if self.group else 0.0
+
+    def steady(self, a, b):
+        """True when the views prove that no leader took over between a and
+        b: a leader served at some term M before a, and a majority of the
+        members was still at term M when asked after b (a takeover at a
+        later term needs a majority's votes at it, and terms never go
+        back, not even across a restart)."""
+        before = [v for v in self.views
+                  if v["t"] <= a and v["serving"] and v["leader"] == v["node"]]
+        if not before:
+            return False
+        term = max(before, key=lambda v: v["t"])["term"]
+        after = {v["node"] for v in self.views if v["sent"] >= b and v["term"] == term}
+        return len(after) > len(self.group["raft"]) // 2
+
 
 def check(folder):
     """Reads the histories in `folder`; returns a Report."""
@@ -235,6 +303,7 @@ def check(folder):
         return min(renewed + ttl - SLACK, closed)
 
     _completions(run, report)
+    _survival(run, report, releases, invalidations)
     marks = marks_by_key(invalidations, {op.f["key"] for op in ops if "key" in op.f})
     for g in grants:
         _bound(run, report, g, releases.get((g.key, g.token, g.sid), []), session_end_bound,
@@ -249,7 +318,8 @@ def check(folder):
         _fencing(run, report, key, gs, releases, closes, marks[key])
     _values(run, report, releases)
     check_values(run, report, marks, {(g.key, g.token): g.got for g in grants
-                                      if g.role == "create"})
+                                      if g.role == "create"}, run.stale_read_s())
+    _progress(run, report, grants)
     report.counts["sessions"] = len(sessions)
     report.counts["grants_create"] = sum(g.role == "create" for g in grants)
     report.counts["grants_read"] = sum(g.role == "read" for g in grants)
@@ -273,7 +343,10 @@ def _completions(run, report):
             report.counts["fail_" + end["code"]] += 1
             if end.get("late"):
                 paused = any(s < end["t"] and op.t < c for s, c in run.pauses[op.inc])
-                if not paused:
+                hung = any(s < end["t"] and op.t < c for s, c in run.member_stops)
+                if hung:  # it may have waited on the stopped member
+                    report.counts["late_while_member_stopped"] += 1
+                elif not paused:
                     report.bad("unanswered", f"{op.id} {op.kind} sent at {run.rel(op.t)} got no "
                                              f"answer in {took:.1f}s")
             elif end["code"] not in ALLOWED[op.kind]:
@@ -291,7 +364,7 @@ def _completions(run, report):
             if took < op.f["wait"] / 1000 - SLACK:
                 report.bad("early_timeout", f"{op.id} lock waited {took * 1000:.0f} ms of "
                                             f"{op.f['wait']} ms")
-        elif op.kind in ("publish", "abandon", "unlock", "open", "invalidate"):
+        elif op.kind in ("publish", "abandon", "unlock", "open", "invalidate", "peek"):
             report.counts[op.kind + "_ok"] += 1
 
 
@@ -383,7 +456,12 @@ def _fencing(run, report, key, gs, releases, closes, marks):
                                                 f"invalidation sent after its election had "
                                                 f"returned")
                 ct = g.op.f.get("ct")
-                if ct is not None and r.t > g.got + ct / 1000 + SLACK:
+                if (ct is not None and r.t > g.got + ct / 1000 + SLACK and run.group
+                        and not run.steady(g.asked, r.end["t"])):
+                    # A new leader may have started the timeout again before
+                    # the release reached it (as late as its answer).
+                    report.counts["late_accept_after_leader_change"] += 1
+                elif ct is not None and r.t > g.got + ct / 1000 + SLACK:
                     # The deadline ran from the grant, before g.got.
                     report.bad("late_accept", f"{key}: {r.kind} of {g} accepted though sent "
                                               f"{(r.t - g.got) * 1000:.0f} ms after the grant, "
@@ -396,7 +474,12 @@ def _fencing(run, report, key, gs, releases, closes, marks):
                 report.counts[r.kind + "_refused"] += 1
                 ct = g.op.f.get("ct")
                 invalidated = marks.earliest_sent_of_pending(g.asked) < r.end["t"]
-                if ct is None or (r.end["t"] < g.asked + ct / 1000 - SLACK and not invalidated):
+                if r.kind != "publish" and run.group and not run.steady(r.t, r.end["t"]):
+                    # The GroupChannel may have sent it again to a new
+                    # leader after the first try was applied (only a
+                    # Publish is answered again, not refused).
+                    report.counts[r.kind + "_refused_after_leader_change"] += 1
+                elif ct is None or (r.end["t"] < g.asked + ct / 1000 - SLACK and not invalidated):
                     report.bad("spurious_refusal", f"{key}: {r.kind} of {g} refused at "
                                                    f"{run.rel(r.end['t'])} while the grant "
                                                    f"could not have ended")
@@ -411,17 +494,58 @@ def _values(run, report, releases):
             if r.kind == "publish":
                 published[(key, r.f["value"])].append(r)
     for op in run.ops:
-        if op.kind != "acquire" or not op.ok or op.end.get("value") is None:
+        if op.kind not in READS or not op.ok or op.end.get("value") is None:
             continue
         value, key = op.end["value"], op.f["key"]
         if value.startswith("L"):
             report.bad("value", f"{op.id}: {key} served a lock-only creator's value {value}")
             continue
-        sent = [r for r in published[(key, value)]
-                if r.t < op.end["t"] and r.code() not in ("FAILED_PRECONDITION", "NOT_FOUND")]
+        sent = [r for r in published[(key, value)] if r.t < op.end["t"] and r.code() not in REFUSED]
         if not sent:
             report.bad("value", f"{op.id}: {key} served value {value}, which no accepted "
                                 f"publish had sent by {run.rel(op.end['t'])}")
+
+
+def _survival(run, report, releases, invalidations):
+    """The final reads (kind peek, once every worker has stopped) hold every
+    publish answered before them: the value of a publish that may have been
+    applied after it (one answered OK was applied before its answer, any
+    other maybe never, maybe at any time after it was sent), or no value
+    only if a hard invalidation of the key or registry may have been."""
+    def applied_by(op):
+        return op.end["t"] if op.ok else INF
+
+    stored = collections.defaultdict(list)  # key -> publishes that may have stored a value
+    for (key, _, _), ops in releases.items():
+        stored[key] += [r for r in ops if r.kind == "publish" and r.code() not in REFUSED
+                        and not r.f["value"].startswith("L")]  # lock-only: nothing stored
+    for f in run.ops:
+        if f.kind != "peek" or not f.ok:
+            continue
+        key, value = f.f["key"], f.end["value"]
+        if value is None:
+            last = [op for op in invalidations if op.f["hard"] and op.f["key"] in ("", key)]
+            what = "no value, and no hard invalidation may have come after"
+        else:
+            last = [r for r in stored[key] if r.f["value"] == value]
+            what = f"{value}, whose publish was answered before"
+        for p in stored[key]:
+            if not p.ok or p.end["t"] > f.t:
+                continue
+            report.counts["publishes_checked_at_end"] += 1
+            if p.f["value"] != value and not any(applied_by(op) > p.t for op in last):
+                report.bad("lost_write", f"{f.id}: {key} ends with {what} {p.id}, which "
+                                         f"published {p.f['value']} (sent at {run.rel(p.t)}, "
+                                         f"answered OK at {run.rel(p.end['t'])})")
+
+
+def _progress(run, report, grants):
+    """After each group fault, some grant asked for later was answered."""
+    latest = max((g.asked for g in grants), default=-INF)
+    for e in run.group_faults:
+        if latest <= e["t"]:
+            report.bad("no_progress", f"no grant asked for after the {e['fault']} of member "
+                                      f"{e['node']} at {run.rel(e['t'])} was answered")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,11 @@
-"""The fault test's world: one daemon on a fixed loopback port with a state
-folder that outlives its restarts, worker processes, and the nemesis that
-injects faults into both. Every action goes to nemesis.jsonl, in the same
-clock as the workers' histories.
+"""The fault test's world: worker processes, the daemon or daemons they use,
+and the nemesis that injects faults into both. Every action goes to
+nemesis.jsonl, in the same clock as the workers' histories.
+
+Fleet holds what every variant shares: the workers, the faults dealt to
+them and the nemesis's loop. Cluster runs one daemon on a fixed loopback
+port with a state folder that outlives its restarts; GroupCluster
+(group_cluster.py) runs a replicated group.
 
 Only the test's main thread may call in (workers die with their parent
 thread: PR_SET_PDEATHSIG). close() kills whatever is left, on every path.
@@ -21,6 +25,7 @@ from harness import Daemon
 from history import History
 
 WORKER = settings.HERE / "worker.py"
+CLIENT_FAULTS = ("kill_client", "pause_client", "drop_channel", "cut_keepalive")
 # One deck of faults is dealt in random order, so every kind happens.
 FAULT_DECK = ["kill_client", "kill_client", "pause_client", "pause_client",
               "drop_channel", "drop_channel", "cut_keepalive", "cut_keepalive",
@@ -53,15 +58,19 @@ class Incarnation:
             return f.read()[-3000:].decode(errors="replace")
 
 
-class Cluster:
-    def __init__(self, workdir, workers, worker_cfg, seed, daemon_args=()):
+class Fleet:
+    """Workers and the faults dealt to them. A subclass runs the daemons
+    (start_daemons, inject_daemon_fault, tend_daemons, close_daemons) and
+    names the faults it deals (`deck`)."""
+
+    deck = ()
+
+    def __init__(self, workdir, workers, worker_cfg, seed):
         self.workdir = pathlib.Path(workdir)
         self.rng = random.Random(seed)
         self.worker_cfg = worker_cfg
         self.hist = History(self.workdir / "nemesis.jsonl")
         self.target_file = self.workdir / "target"
-        self.daemon = Daemon(*daemon_args, state_dir=str(self.workdir / "state"),
-                             listen=f"127.0.0.1:{free_port()}")
         self.slots = [None] * workers
         self.incarnations = []
         self.respawn_at = {}  # slot -> time
@@ -69,37 +78,26 @@ class Cluster:
         self.faults = collections.Counter()
         self.problems = []    # crashes and bad exits: the test fails on any
 
-    # --- the daemon ---------------------------------------------------------
-    def start_daemon(self):
-        self.hist.log("daemon_start")
-        for attempt in range(3):
-            try:
-                self.daemon.start()
-                break
-            except RuntimeError:
-                # Someone took our port while the daemon was down: come back
-                # on a new one; workers follow the target file.
-                if attempt == 1:
-                    self.daemon.listen = f"127.0.0.1:{free_port()}"
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("dogpiled did not come back: " + self.daemon.read_log()[-2000:])
+    def set_target(self, target):
+        """Where workers connect, read at each connect: written atomically."""
         tmp = self.target_file.with_suffix(".tmp")
-        tmp.write_text(self.daemon.target)
+        tmp.write_text(target)
         os.replace(tmp, self.target_file)
-        self.hist.log("daemon_ready", port=self.daemon.port)
 
-    def restart_daemon(self, sig):
-        expected = 0 if sig == signal.SIGTERM else -sig
-        self.hist.log("daemon_signal", sig=sig.name)
-        try:
-            rc = self.daemon.stop(sig, timeout=30)
-        except subprocess.TimeoutExpired:
-            rc = "hung"
-        self.hist.log("daemon_exit", rc=rc)
-        if rc != expected:
-            self.problems.append(f"dogpiled exited {rc} on {sig.name} (expected {expected})")
-        self.start_daemon()
+    def wait_for(self, predicate, timeout, what):
+        """Polls `predicate`, tending the workers meanwhile, until it returns
+        something true, and returns that. The deadline only bounds a wait for
+        what never comes: a loaded machine just takes longer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.tend()
+            got = predicate()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(f"waited {timeout:.0f} s in vain for {what}")
+            time.sleep(0.05)
+
 
     # --- workers ------------------------------------------------------------
     def spawn(self, slot):
@@ -118,7 +116,7 @@ class Cluster:
         self.hist.log("worker_spawn", slot=slot, inc=index, pid=proc.pid, file=history.name)
 
     def start(self):
-        self.start_daemon()
+        self.start_daemons()
         for slot in range(len(self.slots)):
             self.spawn(slot)
 
@@ -128,7 +126,7 @@ class Cluster:
     # --- faults -------------------------------------------------------------
     def inject(self, kind):
         victims = self._running()
-        if kind.endswith("_client") or kind in ("drop_channel", "cut_keepalive"):
+        if kind in CLIENT_FAULTS:
             if not victims:
                 return
             inc = self.rng.choice(victims)
@@ -151,12 +149,8 @@ class Cluster:
                 sig = signal.SIGUSR1 if kind == "drop_channel" else signal.SIGUSR2
                 self.hist.log(kind, inc=inc.index, file=inc.history.name)
                 inc.proc.send_signal(sig)
-        elif kind == "restart_daemon_term":
-            self.restart_daemon(signal.SIGTERM)
-        elif kind == "restart_daemon_kill":
-            self.restart_daemon(signal.SIGKILL)
         else:
-            raise ValueError(kind)
+            self.inject_daemon_fault(kind)
         self.faults[kind] += 1
 
     def resume(self, inc):
@@ -183,24 +177,22 @@ class Cluster:
                               rc=inc.proc.returncode)
                 self.slots[inc.slot] = None
                 self.respawn_at[inc.slot] = now
-        if self.daemon.proc.poll() is not None:
-            self.problems.append(f"dogpiled died by itself ({self.daemon.proc.returncode}): "
-                                 + self.daemon.read_log()[-2000:])
-            self.hist.log("daemon_exit", rc=self.daemon.proc.returncode)
-            self.start_daemon()
+        self.tend_daemons()
 
     def run(self, seconds, interval):
-        """Runs the nemesis for `seconds`, one fault every `interval` (a
-        (low, high) range in seconds)."""
+        """Runs the nemesis for `seconds`, and on until a whole deck was dealt,
+        one fault every `interval` (a (low, high) range in seconds) from the
+        end of the last one."""
         end = time.monotonic() + seconds
-        deck = []
+        deck, dealt = [], 0
         next_fault = time.monotonic() + self.rng.uniform(*interval)
-        while time.monotonic() < end:
+        while time.monotonic() < end or dealt < len(self.deck):
             self.tend()
             if time.monotonic() >= next_fault:
                 if not deck:
-                    deck = self.rng.sample(FAULT_DECK, len(FAULT_DECK))
+                    deck = self.rng.sample(self.deck, len(self.deck))
                 self.inject(deck.pop())
+                dealt += 1
                 next_fault = time.monotonic() + self.rng.uniform(*interval)
             time.sleep(0.02)
 
@@ -246,5 +238,69 @@ class Cluster:
                     inc.proc.kill()
                     inc.proc.wait()
         finally:
-            self.daemon.cleanup()
-            self.hist.close()
+            try:
+                self.close_daemons()
+            finally:
+                self.hist.close()
+
+
+class Cluster(Fleet):
+    """One daemon on a fixed loopback port with a state folder that outlives
+    its restarts (SIGTERM and SIGKILL, dealt by the nemesis)."""
+
+    deck = FAULT_DECK
+
+    def __init__(self, workdir, workers, worker_cfg, seed, daemon_args=()):
+        super().__init__(workdir, workers, worker_cfg, seed)
+        self.daemon = Daemon(*daemon_args, state_dir=str(self.workdir / "state"),
+                             listen=f"127.0.0.1:{free_port()}")
+
+    def start_daemon(self):
+        self.hist.log("daemon_start")
+        for attempt in range(3):
+            try:
+                self.daemon.start()
+                break
+            except RuntimeError:
+                # Someone took our port while the daemon was down: come back
+                # on a new one; workers follow the target file.
+                if attempt == 1:
+                    self.daemon.listen = f"127.0.0.1:{free_port()}"
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("dogpiled did not come back: " + self.daemon.read_log()[-2000:])
+        self.set_target(self.daemon.target)
+        self.hist.log("daemon_ready", port=self.daemon.port)
+
+    def restart_daemon(self, sig):
+        expected = 0 if sig == signal.SIGTERM else -sig
+        self.hist.log("daemon_signal", sig=sig.name)
+        try:
+            rc = self.daemon.stop(sig, timeout=30)
+        except subprocess.TimeoutExpired:
+            rc = "hung"
+        self.hist.log("daemon_exit", rc=rc)
+        if rc != expected:
+            self.problems.append(f"dogpiled exited {rc} on {sig.name} (expected {expected})")
+        self.start_daemon()
+
+    def start_daemons(self):
+        self.start_daemon()
+
+    def inject_daemon_fault(self, kind):
+        if kind == "restart_daemon_term":
+            self.restart_daemon(signal.SIGTERM)
+        elif kind == "restart_daemon_kill":
+            self.restart_daemon(signal.SIGKILL)
+        else:
+            raise ValueError(kind)
+
+    def tend_daemons(self):
+        if self.daemon.proc.poll() is not None:
+            self.problems.append(f"dogpiled died by itself ({self.daemon.proc.returncode}): "
+                                 + self.daemon.read_log()[-2000:])
+            self.hist.log("daemon_exit", rc=self.daemon.proc.returncode)
+            self.start_daemon()
+
+    def close_daemons(self):
+        self.daemon.cleanup()

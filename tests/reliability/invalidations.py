@@ -11,6 +11,7 @@ import bisect
 import math
 
 INF = math.inf
+READS = ("acquire", "peek")  # calls that may answer with a value
 
 
 def answered(op):
@@ -53,21 +54,21 @@ def marks_by_key(invalidations, keys):
             for key in keys}
 
 
-def check_values(run, report, marks, elected):
+def check_values(run, report, marks, elected, grace=0.0):
     """A value whose creator was elected before an invalidation was sent is
-    never served FRESH (nor at all, after a hard one) to an Acquire sent
-    after that invalidation returned. `elected`: (key, token) -> the time
-    the CREATE answer was received."""
+    never served FRESH (nor at all, after a hard one) to a read sent more
+    than `grace` seconds after that invalidation returned. `elected`:
+    (key, token) -> the time the CREATE answer was received."""
     for op in run.ops:
-        if op.kind != "acquire" or not op.ok or op.end.get("value") is None:
+        if op.kind not in READS or not op.ok or op.end.get("value") is None:
             continue
         key, value = op.f["key"], op.end["value"]
         began = elected.get((key, int(value.lstrip("L"))))
         if began is None or key not in marks:
             continue
         m = marks[key]
-        hard = m.latest_sent_of_returned(op.t, hard=True) > began
-        soft = m.latest_sent_of_returned(op.t) > began
+        hard = m.latest_sent_of_returned(op.t - grace, hard=True) > began
+        soft = m.latest_sent_of_returned(op.t - grace) > began
         if soft:
             report.counts["values_checked_against_invalidation"] += 1
         if hard or (soft and op.end["outcome"] == "FRESH"):

@@ -6,6 +6,9 @@ The story behind most cases: worker-0 opens session 1 (TTL 2 s) at 0, its
 last KeepAlive is sent at 0.5, it becomes creator of "k" (token 10) at 0.2
 and is SIGKILLed at 1.0, so its lease can lapse from 2.5 on (its creation
 timeout is longer).
+
+The group cases (Story.group()) are runs of a replicated group of three
+with an election timeout of 0.5 s.
 """
 import json
 
@@ -24,6 +27,7 @@ class Story:
         self.nemesis = [{"ev": "daemon_ready", "t": 0.0}]
         self.events = {W0: [], W1: [], W2: []}
         self.killed = set()
+        self.final = []  # the final reads (final.jsonl), if any
         self.n = 0
 
     def rpc(self, w, kind, t, end, code=None, late=False, detail="", result=None, **fields):
@@ -67,6 +71,35 @@ class Story:
         self.nemesis.append({"ev": "worker_kill", "t": t, "file": w, "inc": 0})
         self.killed.add(w)
 
+    def group(self):
+        self.nemesis.append({"ev": "group", "t": -1.0, "election_timeout_ms": 500,
+                             "heartbeat_ms": 50, "raft": {"1": "a", "2": "b", "3": "c"}})
+
+    def view(self, node, term, t, serving=False):
+        """Member `node`, asked at t - 0.01, says it is at `term` (and leads
+        and serves, with `serving`)."""
+        self.nemesis.append({"ev": "view", "t": t, "sent": t - 0.01, "node": node, "term": term,
+                             "leader": node if serving else 0, "serving": serving})
+
+    def steady(self, before, after, term=2):
+        """Member 1 serves as leader of `term` at `before`; members 1 and 2
+        are still at `term` when asked at `after`."""
+        self.view(1, term, before, serving=True)
+        self.view(1, term, after + 0.02)
+        self.view(2, term, after + 0.02)
+
+    def group_fault(self, fault, node, t):
+        self.nemesis += [{"ev": "group_fault", "t": t, "fault": fault, "node": node},
+                         {"ev": "member_signal", "t": t, "node": node, "sig": "SIGKILL"},
+                         {"ev": "member_exit", "t": t + 0.05, "node": node, "rc": -9}]
+
+    def peek(self, value, t, key="k", outcome="FRESH"):
+        """A final read of `key` answered 10 ms later (value None: none)."""
+        op = f"final-{len(self.final)}"
+        self.final += [dict(ev="inv", t=t, op=op, kind="peek", key=key),
+                       dict(ev="ok", t=t + 0.01, op=op, value=value,
+                            outcome=None if value is None else outcome)]
+
     def restart(self, signal_at, exit_at):
         self.nemesis += [{"ev": "daemon_signal", "t": signal_at, "sig": "SIGKILL"},
                          {"ev": "daemon_exit", "t": exit_at, "rc": -9},
@@ -81,6 +114,10 @@ class Story:
                 events = events + [{"ev": "exit", "t": 100.0}]
             with open(self.folder / w, "w") as f:
                 for e in events:
+                    f.write(json.dumps(e) + "\n")
+        if self.final:
+            with open(self.folder / "final.jsonl", "w") as f:
+                for e in [{"ev": "start", "t": 90.0}] + self.final + [{"ev": "exit", "t": 100.0}]:
                     f.write(json.dumps(e) + "\n")
         return check(self.folder)
 
@@ -362,3 +399,120 @@ def test_an_invalidation_can_end_a_role_early(tmp_path, invalidate, bad):
     found = kinds(s.check())
     assert ("two_creators" in found) == bad
     assert ("spurious_refusal" in found) == bad
+
+
+# --- a replicated group ------------------------------------------------------
+
+def test_benign_group_history_has_no_violation(tmp_path):
+    """A role survives the leader's death, a call hangs on a stopped member,
+    grants follow the fault, and the final read holds what was published."""
+    s = Story(tmp_path)
+    s.group()
+    elected(s)
+    s.group_fault("kill_leader", 1, 0.5)
+    s.publish(W0, 1, 10, 1.0, 1.01)  # the new leader took the role over
+    s.open(W1, 2, 0.0, ttl=60_000)
+    s.lock(W1, 2, "write", 11, 1.1, 1.2)
+    s.unlock(W1, 2, 11, 1.3, 1.31)
+    s.nemesis += [{"ev": "member_stop", "t": 2.0, "node": 2},
+                  {"ev": "member_cont", "t": 3.0, "node": 2}]
+    s.rpc(W1, "lock", 1.9, 17.0, code="DEADLINE_EXCEEDED", late=True, key="m", sid=2,
+          mode="read", wait=0)
+    s.peek("10", 20.0)
+    report = s.check()
+    assert report.violations == [], report.text()
+    assert report.counts["late_while_member_stopped"] == 1
+    assert report.counts["publishes_checked_at_end"] == 1
+    assert report.faults["kill_leader"] == 1
+
+
+@pytest.mark.parametrize("final, hard_invalidation, bad", [
+    ("11", False, False),  # the last publish
+    ("10", False, True),   # an older value came back
+    (None, False, True),   # the value was lost
+    (None, True, False),   # a hard invalidation may have come after both
+])
+def test_final_reads_hold_every_answered_publish(tmp_path, final, hard_invalidation, bad):
+    s = Story(tmp_path)
+    s.group()
+    elected(s)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    s.open(W1, 2, 0.0, ttl=60_000)
+    s.create(W1, 2, 11, 0.4, 0.5)
+    s.publish(W1, 2, 11, 0.6, 0.61)
+    if hard_invalidation:
+        invalidated(s, hard=True, sent=0.7)
+    s.peek(final, 5.0)
+    assert ("lost_write" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("outcome, bad", [("STALE", False), ("FRESH", True)])
+def test_final_reads_hold_every_answered_invalidation(tmp_path, outcome, bad):
+    s = Story(tmp_path)
+    s.group()
+    elected(s)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    invalidated(s, hard=False)
+    s.peek("10", 5.0, outcome=outcome)
+    assert ("invalidated_value" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("group, after, bad", [
+    (True, 0.3, False),   # a deposed leader may still serve it, for 0.5 s
+    (False, 0.3, True),   # a single daemon never
+    (True, 0.7, True),
+])
+def test_a_group_may_serve_a_voided_value_for_one_election_timeout(tmp_path, group, after, bad):
+    s = Story(tmp_path)
+    if group:
+        s.group()
+    elected(s)
+    s.publish(W0, 1, 10, 0.3, 0.31)
+    invalidated(s, hard=False)  # returns at 0.41
+    s.read(W0, 1, "10", 0.41 + after, 0.42 + after)
+    assert ("invalidated_value" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("steady, answered, bad", [
+    (False, 1.81, False),
+    (True, 1.81, True),
+    (True, 2.5, False),  # it hung until a takeover at 2.0 (and reached the new leader)
+])
+def test_a_late_publish_is_judged_when_no_leader_took_over(tmp_path, steady, answered, bad):
+    """A new leader starts a held role's creation timeout again: a Publish
+    past it is a violation only if the views prove that no leader took over
+    between the election and the Publish's answer."""
+    s = Story(tmp_path)
+    s.group()
+    if steady:
+        s.steady(0.05, 1.8)
+        s.view(2, 3, 2.0)
+        s.view(3, 3, 2.0, serving=True)
+    elected(s)
+    s.publish(W0, 1, 10, 1.8, answered)
+    report = s.check()
+    assert ("late_accept" in kinds(report)) == bad
+    assert report.counts["late_accept_after_leader_change"] == (0 if bad else 1)
+
+
+@pytest.mark.parametrize("steady, bad", [(False, False), (True, True)])
+def test_a_refused_unlock_may_be_a_retry_only_across_a_takeover(tmp_path, steady, bad):
+    s = Story(tmp_path)
+    s.group()
+    if steady:
+        s.steady(0.05, 0.31)
+    s.open(W0, 1, 0.0)
+    s.lock(W0, 1, "write", 10, 0.1, 0.2)
+    s.unlock(W0, 1, 10, 0.3, 0.31, code="FAILED_PRECONDITION")
+    assert ("spurious_refusal" in kinds(s.check())) == bad
+
+
+@pytest.mark.parametrize("asked, bad", [(1.1, False), (0.9, True)])
+def test_grants_follow_every_group_fault(tmp_path, asked, bad):
+    s = Story(tmp_path)
+    s.group()
+    s.group_fault("kill_follower", 3, 1.0)
+    s.open(W0, 1, 0.0)
+    s.lock(W0, 1, "write", 10, asked, 1.5)
+    s.unlock(W0, 1, 10, 1.6, 1.61)
+    assert ("no_progress" in kinds(s.check())) == bad

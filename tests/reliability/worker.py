@@ -11,6 +11,11 @@ Signals from the nemesis: SIGUSR1 closes and recreates the channel with calls
 in flight; SIGUSR2 cuts the KeepAlive streams for a while; SIGTERM lets the
 current operations finish, closes the sessions and exits 0.
 
+The target file names one daemon, or the members of a replicated group
+("h1:p1,h2:p2,h3:p3"): then the Python client's GroupChannel carries every
+call to the leader, retrying a refused or unreachable one elsewhere with
+the very same request (Acquire and Lock carry a request_id for that).
+
 Usage: worker.py '<json config>' (see Cluster.spawn for the fields).
 """
 import signal
@@ -30,7 +35,11 @@ import sys  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
-import settings  # noqa: F401  (puts the harness and stubs on sys.path)
+import settings  # noqa: E402  (puts the harness and stubs on sys.path)
+
+if json.loads(sys.argv[1]).get("group"):
+    settings.use_python_client()  # before the harness: GroupChannel
+
 from history import History
 from harness import dogpile_pb2, dogpile_pb2_grpc, rwmutex_pb2, rwmutex_pb2_grpc
 from harness import sessions_pb2, sessions_pb2_grpc
@@ -53,7 +62,11 @@ class Link:
     def _connect(self):
         with open(self._target_file) as f:
             target = f.read().strip()
-        channel = grpc.insecure_channel(target)
+        if "," in target:  # a group's members: follow the leader
+            from dogpiled.channel import make_group_channel
+            channel = make_group_channel(target)
+        else:
+            channel = grpc.insecure_channel(target)
         stubs = (sessions_pb2_grpc.SessionsStub(channel), dogpile_pb2_grpc.DogpileStub(channel),
                  rwmutex_pb2_grpc.RWMutexStub(channel))
         return channel, stubs, time.monotonic()
@@ -214,6 +227,12 @@ class Client(threading.Thread):
     def backoff(self):
         time.sleep(self.rng.uniform(0.05, 0.2))
 
+    def request_id(self):
+        """A fresh one per Acquire or Lock: a retry of the same request (the
+        GroupChannel's, after a refusal or a lost answer) gets its grant
+        again instead of a second one."""
+        return self.rng.randrange(1, 2 ** 64)
+
     def react(self, code):
         """Returns True when the session can keep being used."""
         if code in (None, "FAILED_PRECONDITION", "DEADLINE_EXCEEDED"):
@@ -256,12 +275,12 @@ class Client(threading.Thread):
         request = dogpile_pb2.AcquireRequest(
             registry=self.cfg["registry"], key=key.encode(), session_id=self.sid,
             expire_ms=rng.choice([-1, 150, 400, 0]), max_stale_ms=rng.choice([0, 0, 150]),
-            wait_timeout_ms=wait, creation_timeout_ms=ct)
+            wait_timeout_ms=wait, creation_timeout_ms=ct, request_id=self.request_id())
         if lock_only:
             request.client_created_time = 0.0  # "I have no value": wait or create
         got, code = self.call(
             "acquire", 1, "Acquire", request, wait_ms=wait, key=key, sid=self.sid,
-            wait=wait, ct=ct, lock_only=lock_only,
+            wait=wait, ct=ct, lock_only=lock_only, rid=request.request_id,
             describe=lambda r: {"outcome": OUTCOMES.Name(r.outcome)[8:], "token": r.token,
                                 "value": r.value.decode() if r.has_value else None})
         if code is not None:
@@ -299,11 +318,12 @@ class Client(threading.Thread):
         rng, key = self.rng, self.rng.choice(self.cfg["keys"])
         mode = "write" if rng.random() < 0.35 else "read"
         wait = rng.choice([0, 300, 1500])
+        request = rwmutex_pb2.LockRequest(
+            registry=self.cfg["registry"], key=key.encode(), session_id=self.sid,
+            mode=MODES[mode], wait_timeout_ms=wait, request_id=self.request_id())
         got, code = self.call(
-            "lock", 2, "Lock", rwmutex_pb2.LockRequest(
-                registry=self.cfg["registry"], key=key.encode(), session_id=self.sid,
-                mode=MODES[mode], wait_timeout_ms=wait),
-            wait_ms=wait, key=key, sid=self.sid, mode=mode, wait=wait,
+            "lock", 2, "Lock", request,
+            wait_ms=wait, key=key, sid=self.sid, mode=mode, wait=wait, rid=request.request_id,
             describe=lambda r: {"acquired": r.acquired, "token": r.token})
         if code is not None:
             self.react(code)
