@@ -50,7 +50,9 @@ def make_channel(address, *, tls=False, tls_ca=None, tls_cert=None,
 # leads. A follower refuses with UNAVAILABLE, reason NOT_LEADER, naming the
 # leader's address; a member that is down cannot be reached at all. Either
 # way the call goes to the next member (the named leader first) within the
-# call's own timeout, pausing between rounds that found no leader.
+# call's own timeout, pausing between rounds that found no leader. One
+# address given may be a single daemon or one member: its calls go straight
+# to it until it refuses as a follower, then through the group.
 _ROUND_PAUSE_FIRST = 0.05
 _ROUND_PAUSE_MAX = 0.25
 
@@ -62,12 +64,19 @@ class GroupChannel:
     their timeout passes; they carry their request_id, so a retry of a
     change that did commit is answered again, not made twice. Streams
     (KeepAlive) go to the member believed to lead; one that breaks points
-    the next at the leader named, or at the next member."""
+    the next at the leader named, or at the next member.
+
+    Given one address, `grouped` stays false and unary calls go straight
+    to it, one try each, as on a plain channel, until a refusal shows it
+    is a follower (NOT_LEADER; a single daemon never says it): from that
+    call on, the group's rules apply, the named leader added (as in the
+    C++ SDK)."""
 
     def __init__(self, addresses, make):
         self._make = make
         self._lock = threading.Lock()
         self._addresses = list(addresses)
+        self.grouped = len(self._addresses) > 1
         self._channels = {}
         self._current = 0
         self._pool = None
@@ -102,6 +111,7 @@ class GroupChannel:
         reason, metadata, _ = error_details(error)
         leader = metadata.get("leader") if reason == "NOT_LEADER" else None
         with self._lock:
+            self.grouped = self.grouped or reason == "NOT_LEADER"
             if self._addresses[self._current] != address:
                 return True  # another call moved on already
             if leader:
@@ -117,8 +127,9 @@ class GroupChannel:
     # --- grpc.Channel -------------------------------------------------
     def unary_unary(self, method, request_serializer=None,
                     response_deserializer=None, *args, **kwargs):
-        return _LeaderUnary(self, method, request_serializer,
-                            response_deserializer)
+        leader = _LeaderUnary(self, method, request_serializer,
+                              response_deserializer)
+        return leader if self.grouped else _UntilRefused(leader)
 
     def unary_stream(self, method, request_serializer=None,
                      response_deserializer=None, *args, **kwargs):
@@ -201,6 +212,74 @@ class _LeaderUnary:
             lambda: self(request, timeout=timeout, metadata=metadata, **kwargs))
 
 
+class _UntilRefused:
+    """A unary call to the one address given: straight to it, as on a
+    plain channel (no lock, no retry: a single daemon pays nothing for
+    this), until a follower's refusal makes the group `grouped`; that call
+    is then sent again through the group with what is left of its timeout,
+    and every later one goes there."""
+
+    def __init__(self, leader):
+        self._leader = leader
+        self._group = leader._group
+        self._address, channel = self._group.current()
+        self._direct = channel.unary_unary(*leader._args)
+
+    def __call__(self, request, timeout=None, metadata=None, **kwargs):
+        if self._group.grouped:
+            return self._leader(request, timeout=timeout, metadata=metadata,
+                                **kwargs)
+        sent = time.monotonic()
+        try:
+            return self._direct(request, timeout=timeout, metadata=metadata,
+                                **kwargs)
+        except grpc.RpcError as e:
+            return self._again(e, sent, request, timeout, metadata, kwargs)
+
+    def future(self, request, timeout=None, metadata=None, **kwargs):
+        if self._group.grouped:
+            return self._leader.future(request, timeout=timeout,
+                                       metadata=metadata, **kwargs)
+        sent = time.monotonic()
+        return _RefusableFuture(
+            self._direct.future(request, timeout=timeout, metadata=metadata,
+                                **kwargs),
+            lambda e: self._again(e, sent, request, timeout, metadata,
+                                  kwargs))
+
+    def _again(self, error, sent, request, timeout, metadata, kwargs):
+        """The call's answer through the group if `error` showed a
+        follower; else `error`, raised."""
+        self._group.note_failure(self._address, error)
+        if not self._group.grouped:
+            raise error
+        left = None if timeout is None else max(
+            0.001, sent + timeout - time.monotonic())
+        return self._leader(request, timeout=left, metadata=metadata,
+                            **kwargs)
+
+    def __getattr__(self, name):  # with_call: the plain call's
+        return getattr(self._direct, name)
+
+
+class _RefusableFuture:
+    """A direct call's future whose result, if a follower refused it, is
+    the call's answer through the group."""
+
+    def __init__(self, future, again):
+        self._future = future
+        self._again = again
+
+    def result(self, timeout=None):
+        try:
+            return self._future.result(timeout)
+        except grpc.RpcError as e:
+            return self._again(e)
+
+    def __getattr__(self, name):
+        return getattr(self._future, name)
+
+
 class _LeaderStream:
     def __init__(self, group, kind, method, serializer, deserializer):
         self._group = group
@@ -272,14 +351,15 @@ def expand_target(address):
 
 
 def make_group_channel(address, **kwargs):
-    """make_channel for "host:port" (one daemon) or "host:port,host:port,..."
-    or a name resolving to several members (a replicated group: a
-    GroupChannel; see expand_target)."""
+    """A GroupChannel (see make_channel for kwargs) for "host:port" (one
+    daemon, or one member that names its leader when it refuses) or
+    "host:port,host:port,..." or a name resolving to several members (a
+    replicated group; see expand_target)."""
     addresses = expand_target(address)
     if len(addresses) <= 1:
-        return make_channel(address, **kwargs)
+        addresses = [address]
     tls = kwargs.get("tls") or kwargs.get("tls_ca") or kwargs.get("tls_cert")
-    if tls and "," not in address:
+    if tls and len(addresses) > 1 and "," not in address:
         # Members reached by the IPs a name resolved to still show
         # certificates for that name.
         options = dict(kwargs.pop("options", ()))

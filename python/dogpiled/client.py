@@ -80,7 +80,9 @@ class Client:
     `address` is "host:port", or for a replicated group (docs/
     replication.md) every member's "host:port,host:port,...": calls then go
     to the leader, follow it when it changes, and keep the session across
-    the change.
+    the change. One member's "host:port" is followed to the leader it
+    names too; list every member so the group stays reachable while that
+    one is down.
 
     Thread-safe: share one per process. Times are seconds; the daemon's
     clock decides expiry.

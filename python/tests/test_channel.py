@@ -1,12 +1,17 @@
 """How a target names a daemon or a replicated group's members
 (docs/replication.md): comma lists, and one name resolving to every member.
 The resolver is replaced here, so a name can stand for a group without a
-DNS server; the group behaviour itself runs in tests/replication."""
+DNS server; one address that is a follower is followed to the leader it
+names, against fake members; the group behaviour itself runs in
+tests/replication."""
+import concurrent.futures
 import socket
 
+import grpc
 import pytest
 
 from dogpiled.channel import GroupChannel, expand_target, make_group_channel
+from dogpiled.errors import _rpc_types
 
 
 def fake_resolver(monkeypatch, table):
@@ -54,6 +59,103 @@ def test_anything_else_is_one_daemon(monkeypatch, target, table):
     assert expand_target(target) == [target]
     channel = make_group_channel(target)
     try:
-        assert not isinstance(channel, GroupChannel)
+        assert not channel.grouped
+    finally:
+        channel.close()
+
+
+def not_leader(leader):
+    """The trailer of a follower's refusal naming `leader`."""
+    status_cls, info_cls, _ = _rpc_types()
+    status = status_cls(code=grpc.StatusCode.UNAVAILABLE.value[0])
+    detail = status.details.add()
+    detail.type_url = "type.googleapis.com/google.rpc.ErrorInfo"
+    detail.value = info_cls(reason="NOT_LEADER", metadata={
+        "leader": leader, "leader_id": "2"}).SerializeToString()
+    return (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+@pytest.fixture
+def member():
+    """member(refusal) starts a fake daemon on loopback that echoes what it
+    is sent (Echo, Stream) or, given a trailer, refuses every call with it
+    (UNAVAILABLE). Returns its address and what it was sent."""
+    servers = []
+
+    def start(refusal=None):
+        received = []
+
+        def echo(request, context):
+            received.append(request)
+            if refusal is not None:
+                context.set_trailing_metadata(refusal)
+                context.abort(grpc.StatusCode.UNAVAILABLE, "refused")
+            return request
+        handler = grpc.method_handlers_generic_handler("t.Member", {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Stream": grpc.stream_stream_rpc_method_handler(
+                lambda requests, context: (echo(r, context) for r in requests))})
+        server = grpc.server(concurrent.futures.ThreadPoolExecutor(4),
+                             handlers=(handler,))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        return f"127.0.0.1:{port}", received
+    yield start
+    for server in servers:
+        server.stop(None)
+
+
+@pytest.fixture
+def via_follower(member):
+    """A channel given only a follower's address; the leader's address and
+    what the leader and the follower were sent."""
+    leader, at_leader = member()
+    follower, at_follower = member(not_leader(leader))
+    channel = make_group_channel(follower)
+    yield channel, leader, at_leader, at_follower
+    channel.close()
+
+
+def test_one_address_that_is_a_follower_is_followed_to_the_leader(
+        via_follower):
+    channel, leader, at_leader, at_follower = via_follower
+    assert not channel.grouped
+    echo = channel.unary_unary("/t.Member/Echo")
+    # Sent again, unchanged (its request_id too), to the leader named.
+    assert echo(b"first", timeout=5) == b"first"
+    assert channel.grouped and channel.current()[0] == leader
+    assert echo(b"second", timeout=5) == b"second"
+    assert at_follower == [b"first"]
+    assert at_leader == [b"first", b"second"]
+
+
+def test_a_future_refused_by_the_one_follower_given_is_answered_by_the_leader(
+        via_follower):
+    channel, _, at_leader, _ = via_follower
+    future = channel.unary_unary("/t.Member/Echo").future(b"f", timeout=5)
+    assert future.result() == b"f"
+    assert at_leader == [b"f"]
+
+
+def test_a_stream_refused_by_the_one_follower_given_reconnects_to_the_leader(
+        via_follower):
+    channel, _, at_leader, _ = via_follower
+    keep_alive = channel.stream_stream("/t.Member/Stream")
+    with pytest.raises(grpc.RpcError):
+        list(keep_alive(iter([b"renew"])))
+    # The next stream (Session opens one after a break) is the leader's.
+    assert list(keep_alive(iter([b"renew"]))) == [b"renew"]
+    assert at_leader == [b"renew"]
+
+
+def test_a_single_daemons_refusal_is_raised_after_one_try(member):
+    daemon, received = member(())  # UNAVAILABLE, no reason: a restart, say
+    channel = make_group_channel(daemon)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            channel.unary_unary("/t.Member/Echo")(b"once", timeout=5)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert received == [b"once"] and not channel.grouped
     finally:
         channel.close()
