@@ -3,7 +3,7 @@
 the commit costs a grant.
 
 Failover: starts three dogpiled members on loopback with the default
-timeouts (--election-timeout-ms 1000, --heartbeat-ms 100), then per round
+timeouts (--election-timeout-ms 500, --heartbeat-ms 50), then per round
 SIGKILLs the leader and measures the time from the kill to the first grant
 (a CREATE on a key of its own) answered by the new leader, while a client
 asks every member in turn every 5 ms; the killed member is restarted and

@@ -38,8 +38,12 @@ std::string RaftNode::Start() {
     uv_loop_close(&loop_);
     return what + ": " + raft_strerror(rv);
   };
-  transport_ = NoDelayTransport{};
-  if (int rv = NoDelayTcpInit(&transport_, &loop_); rv != 0) {
+  transport_ = PeerTransport{};
+  transport_.context = this;
+  transport_.peer_closed = [](void* self, raft_id id) {
+    static_cast<RaftNode*>(self)->OnPeerClosed(id);
+  };
+  if (int rv = PeerTcpInit(&transport_, &loop_); rv != 0) {
     return fail("raft_uv_tcp_init", rv);
   }
   if (int rv = raft_uv_init(&io_, &loop_, options_.dir.c_str(),
@@ -51,6 +55,9 @@ std::string RaftNode::Start() {
   // A damaged segment is an operator's decision, never moved aside
   // silently (replication-notes.md).
   raft_uv_set_auto_recovery(&io_, false);
+  // A peer back from a restart is dialled again within a heartbeat, not
+  // libraft's second: what waits for it is often a vote.
+  raft_uv_set_connect_retry_delay(&io_, options_.heartbeat_timeout_ms);
   if (int rv = raft_init(&raft_, &io_, fsm_.fsm(), options_.id,
                          options_.address.c_str());
       rv != 0) {
@@ -176,7 +183,57 @@ void RaftNode::ReportLeader(bool periodic) {
   }
 }
 
+void RaftNode::ForgetSilentLeader() {
+  // libraft 0.22 refuses every vote while a follower still names a leader,
+  // and it names one until its own randomized timer expires: the survivors
+  // elected at the later of their timers, not the earlier (a third of the
+  // failover's p50, and a second round in its tail). The thesis (4.2.3)
+  // asks only that a vote be refused within the minimum election timeout
+  // of hearing from the leader, so a leader silent for most of it is
+  // forgotten here; a live one is named again by its next heartbeat. Only
+  // the id: libraft still sends its last answers through the address.
+  if (raft_state(&raft_) != RAFT_FOLLOWER ||
+      raft_.follower_state.current_leader.id == 0) {
+    return;
+  }
+  const raft_time silent = raft_.io->time(raft_.io) - raft_.election_timer_start;
+  if (silent >= options_.election_timeout_ms * 3 / 4) {
+    raft_.follower_state.current_leader.id = 0;
+  }
+}
+
+void RaftNode::OnPeerClosed(raft_id id) {
+  if (closing_) {
+    return;
+  }
+  const raft_server* server = nullptr;
+  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+    if (raft_.configuration.servers[i].id == id) {
+      server = &raft_.configuration.servers[i];
+    }
+  }
+  if (server == nullptr) {
+    return;
+  }
+  // The message libraft's next write to this peer loses, so that no vote
+  // or entry is: an answer to a vote of term 0, which every member ignores
+  // (an older term's), on the dead connection, which it then redials.
+  raft_message message{};
+  message.type = RAFT_REQUEST_VOTE_RESULT;
+  message.server_id = id;
+  message.server_address = server->address;
+  message.request_vote_result.term = 0;
+  message.request_vote_result.vote_granted = false;
+  auto* send = new raft_io_send{};
+  if (io_.send(&io_, send, &message,
+               [](raft_io_send* req, int) { delete req; }) != 0) {
+    delete send;
+  }
+}
+
 void RaftNode::CheckLeadership() {
+  PeerTcpCheck(&transport_);
+  ForgetSilentLeader();
   ReportLeader(/*periodic=*/true);
   const bool leading = raft_state(&raft_) == RAFT_LEADER;
   const uint64_t term = raft_current_term(&raft_);
@@ -267,7 +324,7 @@ void RaftNode::Drain() {
     raft_close(&raft_, [](struct raft* r) {
       auto* self = static_cast<RaftNode*>(r->data);
       raft_uv_close(&self->io_);
-      raft_uv_tcp_close(&self->transport_.base);
+      PeerTcpClose(&self->transport_);
       uv_close(reinterpret_cast<uv_handle_t*>(&self->wake_), nullptr);
     });
   }

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "replication/committed_state.h"
-#include "replication/nodelay_transport.h"
+#include "replication/peer_transport.h"
 #include "replication/raft.h"
 #include "replication/raft_fsm.h"
 
@@ -109,6 +109,8 @@ class RaftNode {
   void Loop();
   void Drain();  // on the loop: queued proposals and calls
   void CheckLeadership();  // on the loop, every lead_check_ms
+  void ForgetSilentLeader();  // on the loop, from CheckLeadership
+  void OnPeerClosed(raft_id id);  // on the loop, from the transport
   void ReportLeader(bool periodic);  // on the loop: on_check
 
   const RaftNodeOptions options_;
@@ -121,7 +123,7 @@ class RaftNode {
   bool leading_ = false;  // as last reported to on_leadership
   bool closing_ = false;  // the loop's: raft and the handles are closing
   uint64_t lead_term_ = 0;
-  NoDelayTransport transport_{};
+  PeerTransport transport_{};
   raft_io io_{};
   raft raft_{};
   std::thread thread_;
