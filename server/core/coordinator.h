@@ -200,6 +200,14 @@ class Coordinator {
                                         size_t value_hash) DP_REQUIRES(mu_);
   void RememberPublish(const PublishRequest& request, size_t value_hash,
                        double created_time) DP_REQUIRES(mu_);
+  // Idempotent Unlock (is_lock) and Abandon: whether this session's own
+  // call released `token` on this key lately.
+  bool ReleasedBefore(const Session& session, const std::string& registry,
+                      const std::string& key, Token token,
+                      bool is_lock) const DP_REQUIRES(mu_);
+  void RememberRelease(Session& session, const std::string& registry,
+                       const std::string& key, Token token, bool is_lock)
+      DP_REQUIRES(mu_);
   void Remember(Invalidation& inv, bool hard, TimerTarget target,
                 MarkRef holder) DP_REQUIRES(mu_);
   // Applies an invalidation mark (new, restored or folded) with its horizon
@@ -258,7 +266,13 @@ class Coordinator {
   void Normalize(Entry& entry) DP_REQUIRES(mu_);
   Status GrantCreator(Entry& entry, const AcquireRequest& request,
                       AcquireResult& result) DP_REQUIRES(mu_);
-  void ReleaseCreator(Entry& entry, bool published = false) DP_REQUIRES(mu_);
+  // Why a grant ends, for its release record: a Publish (a lock-only
+  // one's stamp goes with it), its holder's own Abandon or Unlock (the
+  // session remembers it, so a retry is answered OK), or anything else (a
+  // timeout, an invalidation, its session's end, an undelivered answer).
+  enum class Ending { kOther, kPublished, kByHolder };
+  void ReleaseCreator(Entry& entry, Ending why = Ending::kOther)
+      DP_REQUIRES(mu_);
   // Re-decides the parked Acquires in arrival order (after the role was
   // freed or a value published).
   void ServeDogpileLine(Entry& entry) DP_REQUIRES(mu_);
@@ -291,7 +305,8 @@ class Coordinator {
   StatusOr<Token> GrantLock(Entry& entry, SessionId session, LockMode mode,
                             uint64_t request_id) DP_REQUIRES(mu_);
   void ServeRwLine(Entry& entry) DP_REQUIRES(mu_);
-  void ReleaseLock(Entry& entry, Token token) DP_REQUIRES(mu_);
+  void ReleaseLock(Entry& entry, Token token, Ending why = Ending::kOther)
+      DP_REQUIRES(mu_);
 
   // Constant after construction.
   const Limits limits_;

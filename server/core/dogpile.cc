@@ -193,22 +193,28 @@ Status Coordinator::GrantCreator(Entry& entry, const AcquireRequest& request,
   return {};
 }
 
-void Coordinator::ReleaseCreator(Entry& entry, bool published) {
+void Coordinator::ReleaseCreator(Entry& entry, Ending why) {
   if (!entry.creator) {
     return;
   }
+  const bool published = why == Ending::kPublished;
   observer_->OnCreatorEnded(entry.registry->name, entry.key,
                             clock_->NowMs() - entry.creator->granted_ms,
                             published);
   if (Session* session = FindSession(entry.creator->session_id)) {
     session->creator_of.erase(&entry);
     --session->tenant->grants;
+    if (why == Ending::kByHolder) {
+      RememberRelease(*session, entry.registry->name, entry.key,
+                      entry.creator->token, /*is_lock=*/false);
+    }
   }
   ForgetGrant(entry.creator->session_id, entry.creator->request_id,
               entry.creator->token);
   timers_.Cancel(entry.creator->timer);
   if (Journaling()) {
-    PersistedRelease release{entry.creator->token, std::nullopt};
+    PersistedRelease release{entry.creator->token, std::nullopt,
+                             why == Ending::kByHolder};
     if (published && entry.creator->lock_only) {
       release.lock_only_created_time = entry.lock_only_created_time;
     }

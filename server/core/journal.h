@@ -4,6 +4,7 @@
 // describes changes; the daemon decides files and fsync policy.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -34,6 +35,13 @@ struct PersistedInvalidation {
 // Replicated mode (docs/replication.md): the rest of what a client can
 // observe, so that a follower applying the log holds every session and
 // grant the leader answered, and a new leader can take them over.
+enum class GrantKind { kCreator = 1, kReadLock = 2, kWriteLock = 3 };
+
+// How many Publishes, and how many Unlocks and Abandons, a session
+// remembers for retries: a client retries the call it just sent, so a few
+// cover any pipelining. The Coordinator and the committed state keep alike.
+inline constexpr size_t kRecentPerSession = 8;
+
 // A Publish a session made lately: a retry of it (same token, key and
 // value) at a new leader is answered again, not refused for the role it
 // gave up. Kept by the committed state from the records that made it.
@@ -45,6 +53,16 @@ struct PersistedPublish {
   double created_time = 0;
 };
 
+// An Unlock or Abandon a session made lately: a retry of it (same token,
+// key and kind) is answered OK again, here or at a new leader, instead of
+// NOT_HOLDER for the grant it gave up.
+struct PersistedHolderRelease {
+  Token token = 0;
+  GrantKind kind = GrantKind::kCreator;  // of the grant it released
+  std::string registry;
+  std::string key;
+};
+
 struct PersistedSession {
   SessionId id = 0;
   int64_t ttl_ms = 0;
@@ -52,8 +70,9 @@ struct PersistedSession {
   std::string client;  // for the per-client cap
   std::string owner;   // the identity (tenant) it is bound to
   // Replicated mode, in memory only (no record and no snapshot carries
-  // it; a member that installed a snapshot knows none until new ones).
+  // them; a member that installed a snapshot knows none until new ones).
   std::vector<PersistedPublish> recent_publishes{};
+  std::vector<PersistedHolderRelease> recent_releases{};
 };
 
 // A member of a replicated group that led it, and the address its clients
@@ -62,8 +81,6 @@ struct PersistedMember {
   uint64_t id = 0;
   std::string client_address;
 };
-
-enum class GrantKind { kCreator = 1, kReadLock = 2, kWriteLock = 3 };
 
 struct PersistedGrant {
   Token token = 0;
@@ -83,6 +100,10 @@ struct PersistedRelease {
   // A lock-only creator that published: the created time it presented,
   // against which later lock-only callers are judged.
   std::optional<double> lock_only_created_time;
+  // Released by its holder's own Unlock or Abandon (not by a Publish, a
+  // timeout, an invalidation or its session's end): a retry of that call
+  // is answered OK.
+  bool by_holder = false;
 };
 
 // Called with the Coordinator's lock held, in the order the changes

@@ -141,12 +141,16 @@ void Coordinator::RestoreSessions(const PersistedState& state) {
     session.timer = timers_.Add(session.deadline_ms,
                                 {TimerTarget::Kind::kSession, s.id, {}, {}});
     AddDeadline(session.deadline_ms);
-    // A Publish answered by the old leader, or lost with it, may be sent
-    // again here: it must be answered again, not refused.
+    // A Publish, Unlock or Abandon answered by the old leader, or lost with
+    // it, may be sent again here: it must be answered again, not refused.
     for (const PersistedPublish& p : s.recent_publishes) {
       RememberPublish(PublishRequest{p.registry, p.key, s.id, p.token, {},
                                      std::nullopt},
                       p.value_hash, p.created_time);
+    }
+    for (const PersistedHolderRelease& r : s.recent_releases) {
+      RememberRelease(session, r.registry, r.key, r.token,
+                      r.kind != GrantKind::kCreator);
     }
   }
   // Oldest first: a request id a session reused names its later grant.

@@ -84,7 +84,7 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request,
           ? (1 - kCreationSmoothing) * *entry->creation_ms +
                 kCreationSmoothing * took
           : took;
-  ReleaseCreator(*entry, /*published=*/true);
+  ReleaseCreator(*entry, Ending::kPublished);
   if (near_cache_ != nullptr) {
     AckWaitPtr pushed = near_cache_->Invalidate(request.registry, request.key);
     if (acks != nullptr) {
@@ -124,8 +124,13 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
       !s.ok()) {
     return s;
   }
-  if (FindSession(request.session_id) == nullptr) {
+  Session* session = FindSession(request.session_id);
+  if (session == nullptr) {
     return SessionNotFound(request.session_id);
+  }
+  if (ReleasedBefore(*session, request.registry, request.key, request.token,
+                     /*is_lock=*/false)) {
+    return {};  // a retry of an Abandon whose answer was lost
   }
   StatusOr<Entry*> held = HeldCreator(request.registry, request.key,
                                       request.session_id, request.token);
@@ -133,7 +138,7 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
     return held.status();
   }
   Entry* entry = held.value();
-  ReleaseCreator(*entry);
+  ReleaseCreator(*entry, Ending::kByHolder);
   ++stats_.abandons;
   if (request.retry_after_ms > 0) {
     entry->backoff_until_ms = clock_->NowMs() + request.retry_after_ms;

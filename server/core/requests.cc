@@ -1,9 +1,11 @@
 // Retries are safe; re-entry is not (semantics.md section 2). A call that
 // carries a request_id is remembered while it is parked or holds its grant,
 // so a retry after a lost answer gets that grant again, or takes the parked
-// call's place in line, instead of queueing behind itself. Publish retries
-// are answered from the session's last few accepted Publishes.
+// call's place in line, instead of queueing behind itself. Publish, Unlock
+// and Abandon retries are answered from the session's last few accepted
+// ones.
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <string>
 #include <utility>
@@ -15,9 +17,14 @@
 namespace dogpiled::core {
 namespace {
 
-// How many accepted Publishes a session remembers for retries: a client
-// retries the one it just sent, so a few cover any pipelining.
-constexpr size_t kRecentPublishes = 8;
+// Keeps the newest few of a session's calls.
+template <typename T>
+void KeepNewest(std::deque<T>& recent, T call) {
+  recent.push_back(call);
+  if (recent.size() > kRecentPerSession) {
+    recent.pop_front();
+  }
+}
 
 size_t NameHash(const std::string& registry, const std::string& key) {
   return std::hash<std::string>()(registry) * 31 +
@@ -179,13 +186,31 @@ std::optional<double> Coordinator::PublishedBefore(
 
 void Coordinator::RememberPublish(const PublishRequest& request,
                                   size_t value_hash, double created_time) {
-  Session& session = sessions_.at(request.session_id);
-  session.recent_publishes.push_back({request.token,
-                                      NameHash(request.registry, request.key),
-                                      value_hash, created_time});
-  if (session.recent_publishes.size() > kRecentPublishes) {
-    session.recent_publishes.pop_front();
-  }
+  KeepNewest(sessions_.at(request.session_id).recent_publishes,
+             Session::Published{request.token,
+                                NameHash(request.registry, request.key),
+                                value_hash, created_time});
+}
+
+bool Coordinator::ReleasedBefore(const Session& session,
+                                 const std::string& registry,
+                                 const std::string& key, Token token,
+                                 bool is_lock) const {
+  const size_t name = NameHash(registry, key);
+  return std::any_of(session.recent_releases.begin(),
+                     session.recent_releases.end(),
+                     [&](const Session::Released& r) {
+                       return r.token == token && r.name_hash == name &&
+                              r.is_lock == is_lock;
+                     });
+}
+
+void Coordinator::RememberRelease(Session& session,
+                                  const std::string& registry,
+                                  const std::string& key, Token token,
+                                  bool is_lock) {
+  KeepNewest(session.recent_releases,
+             Session::Released{token, NameHash(registry, key), is_lock});
 }
 
 void Coordinator::ReleaseUndelivered(const std::string& registry,

@@ -67,7 +67,7 @@ void Coordinator::ServeRwLine(Entry& entry) {
   }
 }
 
-void Coordinator::ReleaseLock(Entry& entry, Token token) {
+void Coordinator::ReleaseLock(Entry& entry, Token token, Ending why) {
   SessionId holder = 0;
   if (entry.writer_token == token) {
     holder = entry.writer_session;
@@ -78,11 +78,15 @@ void Coordinator::ReleaseLock(Entry& entry, Token token) {
     entry.readers.erase(it);
   }
   if (holder != 0 && Journaling()) {
-    journal_->Released({token, std::nullopt});
+    journal_->Released({token, std::nullopt, why == Ending::kByHolder});
   }
   if (Session* session = FindSession(holder)) {
     session->locks.erase(token);
     --session->tenant->grants;
+    if (why == Ending::kByHolder) {
+      RememberRelease(*session, entry.registry->name, entry.key, token,
+                      /*is_lock=*/true);
+    }
     if (auto it = session->lock_requests.find(token);
         it != session->lock_requests.end()) {
       ForgetGrant(holder, it->second, token);
@@ -176,6 +180,9 @@ Status Coordinator::Unlock(const std::string& registry,
   if (session == nullptr) {
     return SessionNotFound(session_id);
   }
+  if (ReleasedBefore(*session, registry, key, token, /*is_lock=*/true)) {
+    return {};  // a retry of an Unlock whose answer was lost
+  }
   Entry* entry = FindEntry(registry, key);
   auto held = session->locks.find(token);
   if (entry == nullptr || held == session->locks.end() ||
@@ -184,7 +191,7 @@ Status Coordinator::Unlock(const std::string& registry,
     return NotHolder(token, "token: this session holds no lock with token " +
                                  std::to_string(token) + " on this key");
   }
-  ReleaseLock(*entry, token);
+  ReleaseLock(*entry, token, Ending::kByHolder);
   ServeRwLine(*entry);
   MaybeCollect(entry);
   return {};

@@ -77,6 +77,15 @@ struct Session {
     double created_time = 0;
   };
   std::deque<Published> recent_publishes;
+  // The last few Unlocks and Abandons it made, so a retry of one (same
+  // token, registry, key and kind) answers OK again. Tokens are never
+  // handed out twice, so answering one never touches a later grant.
+  struct Released {
+    Token token = 0;
+    size_t name_hash = 0;
+    bool is_lock = false;  // an Unlock, not an Abandon
+  };
+  std::deque<Released> recent_releases;
 };
 
 // A parked Acquire or Lock call.

@@ -54,6 +54,7 @@ class Cursor {
     return s;
   }
   bool ok() const { return !bad_ && pos_ == data_.size(); }
+  bool at_end() const { return pos_ >= data_.size(); }
 
  private:
   std::string_view data_;
@@ -139,6 +140,7 @@ std::string EncodeReleased(const core::PersistedRelease& r) {
   Put<uint64_t>(p, r.token);
   Put<uint8_t>(p, r.lock_only_created_time ? 1 : 0);
   Put<double>(p, r.lock_only_created_time.value_or(0));
+  Put<uint8_t>(p, r.by_holder ? 1 : 0);
   return Frame(p);
 }
 
@@ -379,6 +381,9 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       if (stamped) {
         r.release.lock_only_created_time = created;
       }
+      // Absent from the records of older versions, which kept no releases
+      // for retries.
+      r.release.by_holder = !in.at_end() && in.Get<uint8_t>() != 0;
       break;
     }
     case RecordType::kStamp:

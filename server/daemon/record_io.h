@@ -23,7 +23,7 @@ enum class RecordType : uint8_t {
   kSessionOpened = 4,
   kSessionEnded = 5,
   kGranted = 6,
-  kReleased = 7,
+  kReleased = 7,   // its last byte (absent in older logs): the holder's call
   kStamp = 8,      // snapshots only: a lock-only stamp
   kHighWater = 9,  // snapshots only: the token high-water mark
   kLeader = 10,    // a new leader's announcement (snapshots: every member)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <utility>
 
 namespace dogpiled::replication {
 namespace {
@@ -14,6 +15,16 @@ std::vector<typename Map::mapped_type> MappedValues(const Map& map) {
     out.push_back(value);
   }
   return out;
+}
+
+// Keeps the newest few of a session's calls, as the leader's Coordinator
+// does.
+template <typename T>
+void KeepNewest(std::vector<T>& recent, T call) {
+  recent.push_back(std::move(call));
+  if (recent.size() > core::kRecentPerSession) {
+    recent.erase(recent.begin());
+  }
 }
 
 }  // namespace
@@ -49,17 +60,17 @@ void CommittedState::RememberPublish(core::Token token, size_t value_hash,
   if (grant == grants_.end()) {
     return;
   }
-  auto session = sessions_.find(grant->second.session);
-  if (session == sessions_.end()) {
-    return;
+  if (PersistedSession* session = HolderOf(grant->second)) {
+    KeepNewest(session->recent_publishes,
+               core::PersistedPublish{token, grant->second.registry,
+                                      grant->second.key, value_hash,
+                                      created_time});
   }
-  std::vector<core::PersistedPublish>& recent =
-      session->second.recent_publishes;
-  recent.push_back({token, grant->second.registry, grant->second.key,
-                    value_hash, created_time});
-  if (recent.size() > kRecentPublishes) {
-    recent.erase(recent.begin());
-  }
+}
+
+PersistedSession* CommittedState::HolderOf(const PersistedGrant& grant) {
+  auto session = sessions_.find(grant.session);
+  return session == sessions_.end() ? nullptr : &session->second;
 }
 
 void CommittedState::ValueDropped(const std::string& registry,
@@ -204,6 +215,14 @@ void CommittedState::Released(const core::PersistedRelease& release) {
         *release.lock_only_created_time};
     RememberPublish(release.token, std::hash<std::string>()(""),
                     *release.lock_only_created_time);
+  }
+  // Released by its holder's own call: a retry of it is answered OK.
+  PersistedSession* holder = HolderOf(it->second);
+  if (release.by_holder && holder != nullptr) {
+    KeepNewest(holder->recent_releases,
+               core::PersistedHolderRelease{release.token, it->second.kind,
+                                            it->second.registry,
+                                            it->second.key});
   }
   grants_.erase(it);
 }

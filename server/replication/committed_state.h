@@ -83,7 +83,8 @@ class CommittedState final : public core::Journal {
   // leader's Coordinator keeps as many).
   void RememberPublish(core::Token token, size_t value_hash,
                        double created_time);
-  static constexpr size_t kRecentPublishes = 8;
+  // The session that holds `grant` (null if this state lacks it).
+  core::PersistedSession* HolderOf(const core::PersistedGrant& grant);
   // Erases the values of a key, or of a registry (key ""), at or below
   // `mark`.
   void EraseVoided(const Name& scope, core::Token mark);

@@ -1,5 +1,8 @@
 // Retries are safe; re-entry is not (semantics.md section 2): request ids,
-// idempotent Publish, and grants whose answer never left.
+// idempotent Publish, Unlock and Abandon, and grants whose answer never
+// left.
+#include <vector>
+
 #include "tests/core/core_fixture.h"
 
 namespace dogpiled::core {
@@ -104,6 +107,54 @@ TEST_F(CoreTest, RetriedPublishAnswersOkWithTheSameCreatedTime) {
   p.key = "k";
   p.session_id = Open();
   EXPECT_EQ(core_->Publish(p).status().code(), Code::kFailedPrecondition);
+}
+
+// The answer to an Unlock or Abandon was lost: the same call again is
+// answered OK, as the release it asks for happened, and never takes away
+// what the release let another session have.
+TEST_F(CoreTest, RetriedUnlockAndAbandonAnswerOkAndReleaseNothingElse) {
+  SessionId a = Open();
+  SessionId b = Open();
+  Token lock = Lock(a, LockMode::kWrite)->result->token;
+  Token role = Now(Req(a, "j")).token;
+  auto next_writer = Lock(b, LockMode::kWrite, 5000);
+  auto next_creator = Acquire(Req(b, "j", 1000, 5000));
+  ASSERT_TRUE(core_->Unlock("reg", "k", a, lock).ok());
+  ASSERT_TRUE(Abandon(a, role, "j").ok());
+  ASSERT_TRUE(next_writer->done && next_writer->result->acquired);
+  ASSERT_TRUE(next_creator->done);
+  ASSERT_EQ(next_creator->result->outcome, Outcome::kCreate);
+
+  EXPECT_TRUE(core_->Unlock("reg", "k", a, lock).ok());
+  EXPECT_TRUE(Abandon(a, role, "j").ok());
+  EXPECT_EQ(core_->GetStats().abandons, 1u);
+  EXPECT_EQ(core_->GetStats().fencing_rejections, 0u);
+  // The token is no proof for another session or key, nor for the other
+  // kind of release.
+  EXPECT_EQ(core_->Unlock("reg", "k", b, lock).code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(core_->Unlock("reg", "other", a, lock).code(),
+            Code::kFailedPrecondition);
+  EXPECT_EQ(Abandon(a, lock, "k").code(), Code::kFailedPrecondition);
+  EXPECT_EQ(core_->Unlock("reg", "j", a, role).code(),
+            Code::kFailedPrecondition);
+  // What the releases handed on is still b's.
+  EXPECT_FALSE(Lock(Open(), LockMode::kRead)->result->acquired);
+  EXPECT_TRUE(Publish(b, next_creator->result->token, "v", "j").ok());
+  EXPECT_TRUE(
+      core_->Unlock("reg", "k", b, next_writer->result->token).ok());
+}
+
+TEST_F(CoreTest, ASessionRemembersItsLastEightReleases) {
+  SessionId a = Open();
+  std::vector<Token> unlocked;
+  for (int i = 0; i < 9; ++i) {
+    unlocked.push_back(Lock(a, LockMode::kWrite)->result->token);
+    ASSERT_TRUE(core_->Unlock("reg", "k", a, unlocked.back()).ok());
+  }
+  EXPECT_EQ(core_->Unlock("reg", "k", a, unlocked[0]).code(),
+            Code::kFailedPrecondition);
+  EXPECT_TRUE(core_->Unlock("reg", "k", a, unlocked[1]).ok());
 }
 
 TEST_F(CoreTest, UndeliveredGrantIsReleasedAndTheNextWaiterServed) {

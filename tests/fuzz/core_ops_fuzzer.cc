@@ -6,6 +6,8 @@
 //   - an accepted Publish carries the key's latest CREATE token, from the
 //     session that got it, or repeats one accepted before (a retry: the
 //     same session, token, key and value are answered again);
+//   - an accepted Unlock names a lock the model holds, or repeats one
+//     accepted before (a retry: the same session, token and key);
 //   - never a writer beside another lock holder on one key;
 //   - Stats.waiters equals the calls parked and not yet answered.
 #include <cstdio>
@@ -287,9 +289,12 @@ class Harness {
                    key.c_str(), (unsigned long long)s, (unsigned long long)t,
                    unlocked, held);
     }
-    Require(unlocked == held);
+    const auto unlock = std::make_tuple(key, s, t);
+    Require(held ? unlocked
+                 : !unlocked || accepted_unlocks_.count(unlock) == 1);
     if (unlocked) {
       std::erase_if(grants, [&](const Grant& g) { return g.token == t; });
+      accepted_unlocks_.insert(unlock);
     }
   }
 
@@ -343,6 +348,9 @@ class Harness {
   // key, session, token, value of every accepted Publish.
   std::set<std::tuple<std::string, core::SessionId, core::Token, std::string>>
       accepted_publishes_;
+  // key, session, token of every accepted Unlock.
+  std::set<std::tuple<std::string, core::SessionId, core::Token>>
+      accepted_unlocks_;
   core::Token last_token_ = 0;
 };
 

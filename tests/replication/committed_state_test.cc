@@ -1,5 +1,11 @@
 // Scripted cases of the committed state against the real core: each one
 // the follower must get exactly right for a new leader to lose nothing.
+#include <zlib.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
 #include "tests/replication/replica_fixture.h"
 
 namespace dogpiled::replication {
@@ -163,6 +169,47 @@ TEST_F(ReplicaTest, ARecordNamingNothingChangesNothingAndIsCounted) {
   // erased first) and not counted.
   State()->ValueDropped("reg", "nothing");
   EXPECT_EQ(State()->unmatched(), 2u);
+}
+
+// Only the holder's own Unlock or Abandon is kept for its retries: a role
+// that timed out was not given up by a call that could be retried.
+TEST_F(ReplicaTest, OnlyAHoldersOwnReleaseIsKeptForRetries) {
+  SessionId s = Open(120'000);
+  const core::Token lock = Lock(s, LockMode::kWrite, 0, "m")->result->token;
+  ASSERT_EQ(Now(Req(s, "k")).outcome, Outcome::kCreate);
+  Advance(30'000);  // the role times out
+  ASSERT_TRUE(core_->Unlock("reg", "m", s, lock).ok());
+  ExpectSame();
+  const std::vector<core::PersistedSession> sessions = State()->Sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  const auto& kept = sessions[0].recent_releases;
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].token, lock);
+  EXPECT_EQ(kept[0].kind, GrantKind::kWriteLock);
+  EXPECT_EQ(kept[0].key, "m");
+}
+
+// A release record written before records said whose call released
+// (one byte shorter) still applies, as a release by anything else.
+TEST(CommittedStateTest, AReleaseRecordOfAnOlderVersionStillApplies) {
+  CommittedState state(core::Limits{}.invalidation_horizon_ms);
+  state.SessionOpened({7, 10'000, "c", "c", ""});
+  state.Granted({50, GrantKind::kWriteLock, 7, "reg", "m", 0, false, 0});
+  const std::string record =
+      daemon::EncodeReleased({50, std::nullopt, /*by_holder=*/true});
+  const std::string payload = record.substr(8, record.size() - 9);
+  std::string older(8, '\0');
+  const uint32_t length = static_cast<uint32_t>(payload.size());
+  const uint32_t crc = static_cast<uint32_t>(
+      crc32(0, reinterpret_cast<const Bytef*>(payload.data()),
+            static_cast<uInt>(payload.size())));
+  std::memcpy(older.data(), &length, 4);
+  std::memcpy(older.data() + 4, &crc, 4);
+  older += payload;
+  ASSERT_TRUE(daemon::ApplyEntry(older, state));
+  EXPECT_TRUE(state.Grants().empty());
+  EXPECT_EQ(state.unmatched(), 0u);
+  EXPECT_TRUE(state.Sessions()[0].recent_releases.empty());
 }
 
 }  // namespace

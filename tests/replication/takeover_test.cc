@@ -88,6 +88,32 @@ TEST_F(ReplicaTest, APublishRetriedAtTheNewLeaderIsAnsweredAgain) {
   ExpectSame();
 }
 
+// Likewise an Unlock or an Abandon the old leader committed: sent again
+// to the new leader, it is answered OK (the release happened), and what
+// the release handed on stays with the session that got it.
+TEST_F(ReplicaTest, AnUnlockOrAbandonRetriedAtTheNewLeaderIsAnsweredAgain) {
+  SessionId a = Open();
+  SessionId b = Open();
+  const core::Token lock = Lock(a, LockMode::kWrite, 0, "m")->result->token;
+  const core::Token role = Now(Req(a, "k")).token;
+  auto next_writer = Lock(b, LockMode::kWrite, 5000, "m");
+  ASSERT_TRUE(core_->Unlock("reg", "m", a, lock).ok());
+  ASSERT_TRUE(Abandon(a, role).ok());
+  ASSERT_TRUE(next_writer->done && next_writer->result->acquired);
+
+  Promote();
+  core::Status unlocked = core_->Unlock("reg", "m", a, lock);
+  EXPECT_TRUE(unlocked.ok()) << unlocked.message();
+  core::Status abandoned = Abandon(a, role);
+  EXPECT_TRUE(abandoned.ok()) << abandoned.message();
+  // Not a retry: another session's, or the other kind of release.
+  EXPECT_FALSE(core_->Unlock("reg", "m", b, lock).ok());
+  EXPECT_FALSE(Abandon(a, lock, "m").ok());
+  EXPECT_FALSE(core_->Unlock("reg", "k", a, role).ok());
+  EXPECT_FALSE(Lock(Open(), LockMode::kRead, 0, "m")->result->acquired);
+  ExpectSame();
+}
+
 TEST_F(ReplicaTest, TokensKeepIncreasingAcrossANewLeader) {
   SessionId s = Open();
   AcquireResult first = Now(Req(s, "k"));
