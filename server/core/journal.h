@@ -44,7 +44,7 @@ inline constexpr size_t kRecentPerSession = 8;
 
 // A Publish a session made lately: a retry of it (same token, key and
 // value) at a new leader is answered again, not refused for the role it
-// gave up. Kept by the committed state from the records that made it.
+// gave up.
 struct PersistedPublish {
   Token token = 0;
   std::string registry;
@@ -69,8 +69,8 @@ struct PersistedSession {
   std::string client_name;
   std::string client;  // for the per-client cap
   std::string owner;   // the identity (tenant) it is bound to
-  // Replicated mode, in memory only (no record and no snapshot carries
-  // them; a member that installed a snapshot knows none until new ones).
+  // Replicated mode: rebuilt from the records that made them, and carried
+  // in snapshots, so whichever member leads next answers their retries.
   std::vector<PersistedPublish> recent_publishes{};
   std::vector<PersistedHolderRelease> recent_releases{};
 };

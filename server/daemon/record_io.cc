@@ -70,6 +70,33 @@ bool IsPadding(std::string_view rest) {
          rest.find_first_not_of('\0') == std::string_view::npos;
 }
 
+void PutKind(std::string& out, core::GrantKind kind) {
+  Put<uint8_t>(out, static_cast<uint8_t>(kind));
+}
+
+// False (the record is bad) for a byte that names no kind.
+bool GetKind(Cursor& in, core::GrantKind& kind) {
+  const auto byte = in.Get<uint8_t>();
+  kind = static_cast<core::GrantKind>(byte);
+  return byte >= 1 && byte <= 3;
+}
+
+// A session's recent call, for a snapshot (a new leader answers its
+// retries): the session, token and key both kinds begin with; the rest
+// follows. A publish's value_hash is std::hash of the value, the same on
+// every member built alike.
+template <typename Call>
+std::string RecentCall(RecordType type, core::SessionId session,
+                       const Call& call) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(type));
+  Put<uint64_t>(p, session);
+  Put<uint64_t>(p, call.token);
+  PutString(p, call.registry);
+  PutString(p, call.key);
+  return p;
+}
+
 }  // namespace
 
 std::string EncodeValue(const core::PersistedValue& v) {
@@ -124,7 +151,7 @@ std::string EncodeGranted(const core::PersistedGrant& g) {
   std::string p;
   Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kGranted));
   Put<uint64_t>(p, g.token);
-  Put<uint8_t>(p, static_cast<uint8_t>(g.kind));
+  PutKind(p, g.kind);
   Put<uint64_t>(p, g.session);
   PutString(p, g.registry);
   PutString(p, g.key);
@@ -156,6 +183,17 @@ std::string EncodeState(const core::PersistedState& state) {
   std::string out;
   for (const auto& s : state.sessions) {
     out += EncodeSessionOpened(s);
+    for (const auto& call : s.recent_publishes) {
+      std::string p = RecentCall(RecordType::kRecentPublish, s.id, call);
+      Put<uint64_t>(p, call.value_hash);
+      Put<double>(p, call.created_time);
+      out += Frame(p);
+    }
+    for (const auto& call : s.recent_releases) {
+      std::string p = RecentCall(RecordType::kRecentRelease, s.id, call);
+      PutKind(p, call.kind);
+      out += Frame(p);
+    }
   }
   for (const auto& g : state.grants) {
     out += EncodeGranted(g);
@@ -205,6 +243,21 @@ std::optional<core::PersistedState> DecodeState(std::string_view data) {
       case RecordType::kSessionOpened:
         state.sessions.push_back(std::move(r->session));
         break;
+      case RecordType::kRecentPublish:
+      case RecordType::kRecentRelease: {
+        // Each follows its own session's record.
+        if (state.sessions.empty() ||
+            state.sessions.back().id != r->session.id) {
+          return std::nullopt;
+        }
+        core::PersistedSession& session = state.sessions.back();
+        if (r->type == RecordType::kRecentPublish) {
+          session.recent_publishes.push_back(std::move(r->publish));
+        } else {
+          session.recent_releases.push_back(std::move(r->holder_release));
+        }
+        break;
+      }
       case RecordType::kGranted:
         state.grants.push_back(std::move(r->grant));
         break;
@@ -259,6 +312,8 @@ void ReplayRecord(const Record& r, core::Journal& to) {
       break;
     case RecordType::kStamp:
     case RecordType::kHighWater:
+    case RecordType::kRecentPublish:
+    case RecordType::kRecentRelease:
       break;
   }
 }
@@ -361,11 +416,9 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       break;
     case RecordType::kGranted: {
       r.grant.token = in.Get<uint64_t>();
-      const auto kind = in.Get<uint8_t>();
-      if (kind < 1 || kind > 3) {
+      if (!GetKind(in, r.grant.kind)) {
         return std::nullopt;
       }
-      r.grant.kind = static_cast<core::GrantKind>(kind);
       r.grant.session = in.Get<uint64_t>();
       r.grant.registry = in.GetString();
       r.grant.key = in.GetString();
@@ -399,6 +452,23 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       r.member.id = in.Get<uint64_t>();
       r.member.client_address = in.GetString();
       break;
+    case RecordType::kRecentPublish:
+    case RecordType::kRecentRelease: {
+      r.session.id = in.Get<uint64_t>();
+      const auto token = in.Get<uint64_t>();
+      std::string registry = in.GetString();
+      std::string key = in.GetString();
+      if (r.type == RecordType::kRecentPublish) {
+        r.publish = {token, std::move(registry), std::move(key),
+                     in.Get<uint64_t>(), in.Get<double>()};
+      } else {
+        r.holder_release = {token, {}, std::move(registry), std::move(key)};
+        if (!GetKind(in, r.holder_release.kind)) {
+          return std::nullopt;
+        }
+      }
+      break;
+    }
     default:
       return std::nullopt;
   }

@@ -27,6 +27,11 @@ enum class RecordType : uint8_t {
   kStamp = 8,      // snapshots only: a lock-only stamp
   kHighWater = 9,  // snapshots only: the token high-water mark
   kLeader = 10,    // a new leader's announcement (snapshots: every member)
+  // Snapshots only, each right after its session's kSessionOpened: what
+  // answers the session's retries (core::PersistedSession). Snapshots
+  // older than these types lack them and still decode.
+  kRecentPublish = 11,
+  kRecentRelease = 12,
 };
 
 // One decoded record.
@@ -40,6 +45,9 @@ struct Record {
   core::PersistedStamp stamp;      // kStamp
   core::Token high_water = 0;      // kHighWater
   core::PersistedMember member;    // kLeader
+  // kRecentPublish, kRecentRelease; their session's id is in session.id.
+  core::PersistedPublish publish;
+  core::PersistedHolderRelease holder_release;
 };
 
 std::string EncodeValue(const core::PersistedValue& value);
@@ -83,9 +91,10 @@ class RecordEncoder final : public core::Journal {
 // libraft's on-disk log requires; the readers below skip the padding.
 void PadEntry(std::string& entry);
 
-// Applies every record of a log entry to `to` (a snapshot's stamps and
-// high-water mark are not journal records: they are skipped). False if the entry is not
-// whole, valid records from end to end; then nothing was applied.
+// Applies every record of a log entry to `to` (a snapshot's stamps,
+// high-water mark and recent calls are not journal records: they are
+// skipped). False if the entry is not whole, valid records from end to
+// end; then nothing was applied.
 bool ApplyEntry(std::string_view entry, core::Journal& to);
 
 // Reads records from a whole file's bytes. Next() stops at a torn or

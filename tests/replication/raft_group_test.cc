@@ -7,6 +7,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "daemon/record_io.h"
 #include "replication/raft_fsm.h"
@@ -288,6 +289,47 @@ TEST_F(RaftGroupTest, AReplicaThatMissedMuchCatchesUpFromASnapshot) {
   EXPECT_EQ(states_[lagging]->HighWater(), states_[Leader()]->HighWater());
   EXPECT_EQ(states_[lagging]->Invalidations().size(),
             states_[Leader()]->Invalidations().size());
+}
+
+// What answers a retried Publish, Unlock or Abandon travels in snapshots
+// too: a replica that caught up from one answers, once it leads, the
+// retries of calls whose answers the old leader lost.
+TEST_F(RaftGroupTest, ALeaderThatInstalledASnapshotAnswersRetriedCalls) {
+  const unsigned lagging = (Leader() + 1) % kServers;
+  raft_fixture_kill(&f_, lagging);
+  SessionId s = Open();
+  const core::PublishRequest publish{"reg", "k", s, Now(Req(s, "k")).token,
+                                     core::Bytes("made"), std::nullopt};
+  const core::StatusOr<double> published = core_->Publish(publish);
+  ASSERT_TRUE(published.ok());
+  const core::Token lock = Lock(s, LockMode::kWrite, 0, "m")->result->token;
+  ASSERT_TRUE(core_->Unlock("reg", "m", s, lock).ok());
+  const core::Token role = Now(Req(s, "j")).token;
+  ASSERT_TRUE(Abandon(s, role, "j").ok());
+  ASSERT_TRUE(Commit());
+  // Enough entries later, the leader sends a snapshot instead of them.
+  SessionId other = Open();
+  for (int i = 0; i < 20; ++i) {
+    const std::string key = "f" + std::to_string(i);
+    ASSERT_TRUE(Publish(other, Now(Req(other, key)).token, "v", key).ok());
+    ASSERT_TRUE(Commit());
+  }
+  raft_fixture_revive(&f_, lagging);
+  ASSERT_TRUE(raft_fixture_step_until_applied(
+      &f_, lagging, raft_last_index(raft_fixture_get(&f_, Leader())), kMaxMs));
+  ASSERT_GT(fsms_[lagging]->restores(), 0u);
+
+  raft_fixture_depose(&f_);
+  raft_fixture_elect(&f_, lagging);
+  ASSERT_EQ(Leader(), lagging);
+  Lead();
+  const core::StatusOr<double> again = core_->Publish(publish);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again.value(), published.value());
+  const core::Status unlocked = core_->Unlock("reg", "m", s, lock);
+  EXPECT_TRUE(unlocked.ok()) << unlocked.message();
+  const core::Status abandoned = Abandon(s, role, "j");
+  EXPECT_TRUE(abandoned.ok()) << abandoned.message();
 }
 
 }  // namespace
