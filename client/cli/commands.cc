@@ -250,6 +250,20 @@ int RunCluster(const GlobalFlags& global) {
   return kExitOk;
 }
 
+int RunMember(const GlobalFlags& global, const MemberFlags& flags) {
+  std::unique_ptr<dogpiled::Client> client = MakeClient(global);
+  if (!client) {
+    return kExitUsage;
+  }
+  auto cluster = flags.add ? client->AddMember(flags.id, flags.raft_address)
+                           : client->RemoveMember(flags.id);
+  if (!cluster.ok()) {
+    return Fail(cluster.status());
+  }
+  PrintCluster(*cluster, global.json);
+  return kExitOk;
+}
+
 int RunHealth(const GlobalFlags& global, const HealthFlags& flags) {
   std::unique_ptr<dogpiled::Client> client = MakeClient(global);
   if (!client) {

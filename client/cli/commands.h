@@ -60,12 +60,20 @@ struct HealthFlags {
   std::string service;
 };
 
+// `member add ID RAFT_ADDRESS` / `member remove ID`.
+struct MemberFlags {
+  bool add = false;
+  uint64_t id = 0;
+  std::string raft_address;  // add's
+};
+
 int RunPeek(const GlobalFlags& global, const PeekFlags& flags);
 int RunGet(const GlobalFlags& global, const GetFlags& flags);
 int RunInvalidate(const GlobalFlags& global, const InvalidateFlags& flags);
 int RunLock(const GlobalFlags& global, const LockFlags& flags);
 int RunStats(const GlobalFlags& global);
 int RunCluster(const GlobalFlags& global);
+int RunMember(const GlobalFlags& global, const MemberFlags& flags);
 int RunHealth(const GlobalFlags& global, const HealthFlags& flags);
 
 }  // namespace dogpilectl

@@ -114,6 +114,26 @@ int main(int argc, char** argv) {
       "cluster",
       "Print the replicated group as this member sees it (* marks it)");
 
+  dogpilectl::MemberFlags member;
+  CLI::App* member_cmd = app.add_subcommand(
+      "member", "Add or remove a member of the replicated group (the leader "
+                "does it; docs/operations.md)");
+  member_cmd->require_subcommand(1);
+  CLI::App* member_add = member_cmd->add_subcommand(
+      "add", "Add member ID, running with --join, whose Raft listens on "
+             "RAFT_ADDRESS; waits until it has caught up and votes");
+  member_add->add_option("id", member.id, "Its --node-id")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  member_add->add_option("raft_address", member.raft_address,
+                         "HOST:PORT its peers reach its Raft on")
+      ->required();
+  CLI::App* member_remove =
+      member_cmd->add_subcommand("remove", "Remove member ID from the group");
+  member_remove->add_option("id", member.id, "Its --node-id")
+      ->required()
+      ->check(CLI::PositiveNumber);
+
   dogpilectl::HealthFlags health;
   CLI::App* health_cmd = app.add_subcommand(
       "health", "grpc.health.v1 check (exit 0: SERVING, 1: not)");
@@ -147,6 +167,10 @@ int main(int argc, char** argv) {
   }
   if (cluster_cmd->parsed()) {
     return dogpilectl::RunCluster(global);
+  }
+  if (member_cmd->parsed()) {
+    member.add = member_add->parsed();
+    return dogpilectl::RunMember(global, member);
   }
   return dogpilectl::RunStats(global);
 }

@@ -152,7 +152,8 @@ void PrintCluster(const dogpiled::Cluster& c, bool json_out) {
       members.push_back({{"id", m.id},
                          {"raft_address", m.raft_address},
                          {"client_address", m.client_address},
-                         {"role", m.role}});
+                         {"role", m.role},
+                         {"voter", m.voter}});
     }
     EmitJson({{"members", members},
               {"self_id", c.self_id},
@@ -173,7 +174,8 @@ void PrintCluster(const dogpiled::Cluster& c, bool json_out) {
             << "CLIENT\n";
   for (const auto& m : c.members) {
     std::cout << cell(std::to_string(m.id) + (m.id == c.self_id ? "*" : ""), 4)
-              << cell(m.role, 11) << cell(m.raft_address, 23)
+              << cell(m.voter ? m.role : m.role + " (no vote yet)", 11)
+              << cell(m.raft_address, 23)
               << (m.client_address.empty() ? "-" : m.client_address) << "\n";
   }
   std::cout << "leader " << (c.leader_id == 0 ? std::string("none")

@@ -120,20 +120,17 @@ StatusOr<Stats> Client::GetStats() const {
   return out;
 }
 
-StatusOr<Cluster> Client::GetCluster() const {
-  internal::v1::ClusterResponse r;
-  if (Status s = impl_->Call(&internal::v1::Admin::Stub::Cluster,
-                             internal::v1::ClusterRequest(), &r);
-      !s.ok()) {
-    return s;
-  }
+namespace {
+
+Cluster FromProto(const internal::v1::ClusterResponse& r) {
   Cluster out;
   for (const auto& m : r.members()) {
     const char* role = m.role() == internal::v1::ClusterMember::LEADER ? "leader"
                        : m.role() == internal::v1::ClusterMember::CANDIDATE
                            ? "candidate"
                            : "follower";
-    out.members.push_back({m.id(), m.raft_address(), m.client_address(), role});
+    out.members.push_back(
+        {m.id(), m.raft_address(), m.client_address(), role, m.voter()});
   }
   out.self_id = r.self_id();
   out.leader_id = r.leader_id();
@@ -143,6 +140,46 @@ StatusOr<Cluster> Client::GetCluster() const {
   out.applied_index = r.applied_index();
   out.serving = r.serving();
   return out;
+}
+
+}  // namespace
+
+StatusOr<Cluster> Client::GetCluster() const {
+  internal::v1::ClusterResponse r;
+  if (Status s = impl_->Call(&internal::v1::Admin::Stub::Cluster,
+                             internal::v1::ClusterRequest(), &r);
+      !s.ok()) {
+    return s;
+  }
+  return FromProto(r);
+}
+
+StatusOr<Cluster> Client::AddMember(uint64_t id,
+                                    const std::string& raft_address,
+                                    std::chrono::milliseconds wait) const {
+  internal::v1::AddMemberRequest request;
+  request.set_id(id);
+  request.set_raft_address(raft_address);
+  internal::v1::AddMemberResponse r;
+  if (Status s = impl_->Call(&internal::v1::Admin::Stub::AddMember, request,
+                             &r, wait);
+      !s.ok()) {
+    return s;
+  }
+  return FromProto(r.cluster());
+}
+
+StatusOr<Cluster> Client::RemoveMember(uint64_t id,
+                                       std::chrono::milliseconds wait) const {
+  internal::v1::RemoveMemberRequest request;
+  request.set_id(id);
+  internal::v1::RemoveMemberResponse r;
+  if (Status s = impl_->Call(&internal::v1::Admin::Stub::RemoveMember,
+                             request, &r, wait);
+      !s.ok()) {
+    return s;
+  }
+  return FromProto(r.cluster());
 }
 
 StatusOr<PeekResult> Client::Peek(const std::string& registry,

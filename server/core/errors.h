@@ -48,7 +48,12 @@
   X(kResponseBytesInFlight, "RESPONSE_BYTES_IN_FLIGHT") \
   X(kCertificateWithoutIdentity, "CERTIFICATE_WITHOUT_IDENTITY") \
   X(kWatchReplaced, "WATCH_REPLACED")           \
-  X(kNotReplicated, "NOT_REPLICATED")
+  X(kNotReplicated, "NOT_REPLICATED")             \
+  X(kMemberExists, "MEMBER_EXISTS")               \
+  X(kChangeInProgress, "CHANGE_IN_PROGRESS")      \
+  X(kMemberUnreachable, "MEMBER_UNREACHABLE")     \
+  X(kNotAMember, "NOT_A_MEMBER")                  \
+  X(kLastVoter, "LAST_VOTER")
 
 namespace dogpiled::core {
 

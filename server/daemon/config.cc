@@ -122,6 +122,14 @@ void AddFlags(CLI::App& app, Config& c) {
        "Every member of a replicated group, this one included: "
        "ID=HOST:PORT,... with the address the members reach each other's "
        "Raft on (empty: a single node)", "DOGPILED_PEERS");
+  app.add_flag("--join", c.join,
+               "Replicated mode: this member joins a running group "
+               "(Admin.AddMember adds it): with an empty state dir it waits "
+               "for the group's leader instead of starting a new group from "
+               "--peers")
+      ->envname("DOGPILED_JOIN")
+      ->capture_default_str()
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   Flag(app, "--advertise", c.advertise,
        "HOST:PORT clients reach this member on, named to them by followers "
        "when it leads (default: --listen with its bound port; set it when "
@@ -219,6 +227,10 @@ std::vector<std::string> ArgsWithEnvironment(const CLI::App& app, int argc,
     const std::string& env = opt->get_envname();
     const char* value = env.empty() ? nullptr : std::getenv(env.c_str());
     if (value != nullptr && !opt->get_lnames().empty()) {
+      if (opt->get_expected_max() == 0) {  // a flag: its value must be joined
+        args.push_back("--" + opt->get_lnames().front() + "=" + value);
+        continue;
+      }
       args.push_back("--" + opt->get_lnames().front());
       args.push_back(value);
     }

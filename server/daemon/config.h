@@ -52,6 +52,7 @@ struct Config {
   uint64_t node_id = 0;
   std::string peers;
   std::string advertise;
+  bool join = false;
   int64_t election_timeout_ms = 500;
   int64_t heartbeat_ms = 50;
   core::Limits limits;

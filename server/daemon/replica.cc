@@ -237,31 +237,121 @@ core::Status Replica::Describe(v1::ClusterResponse* out) {
   if (!view) {
     return core::ShuttingDown();
   }
-  for (const auto& m : view->members) {
+  Fill(*view, out);
+  return core::Status();
+}
+
+void Replica::Fill(const replication::GroupView& view,
+                   v1::ClusterResponse* out) {
+  for (const auto& m : view.members) {
     v1::ClusterMember* member = out->add_members();
     member->set_id(m.id);
     member->set_raft_address(m.raft_address);
     member->set_client_address(m.client_address);
-    if (m.id == view->self) {
-      member->set_role(view->leading     ? v1::ClusterMember::LEADER
-                       : view->candidate ? v1::ClusterMember::CANDIDATE
-                                         : v1::ClusterMember::FOLLOWER);
+    member->set_voter(m.voter);
+    if (m.id == view.self) {
+      member->set_role(view.leading     ? v1::ClusterMember::LEADER
+                       : view.candidate ? v1::ClusterMember::CANDIDATE
+                                        : v1::ClusterMember::FOLLOWER);
     } else {
-      member->set_role(m.id == view->leader ? v1::ClusterMember::LEADER
-                                            : v1::ClusterMember::FOLLOWER);
+      member->set_role(m.id == view.leader ? v1::ClusterMember::LEADER
+                                           : v1::ClusterMember::FOLLOWER);
     }
-    if (m.id == view->leader) {
+    if (m.id == view.leader) {
       out->set_leader_client_address(m.client_address);
     }
   }
-  out->set_self_id(view->self);
-  out->set_leader_id(view->leader);
-  out->set_term(view->term);
-  out->set_commit_index(view->commit_index);
-  out->set_applied_index(view->applied_index);
+  out->set_self_id(view.self);
+  out->set_leader_id(view.leader);
+  out->set_term(view.term);
+  out->set_commit_index(view.commit_index);
+  out->set_applied_index(view.applied_index);
   std::lock_guard lock(mu_);
   out->set_serving(serving_term_ != 0);
-  return core::Status();
+}
+
+void Replica::AddMember(uint64_t id, std::string raft_address,
+                        v1::ClusterResponse* out,
+                        std::function<void(core::Status)> done) {
+  node_.AddVoter(id, std::move(raft_address),
+                 [this, id, out, done = std::move(done)](int rv,
+                                                         uint64_t leader) {
+                   if (rv == 0) {
+                     Fill(node_.ViewOnLoop(), out);
+                   }
+                   done(ChangeStatus(rv, id, leader));
+                 });
+}
+
+void Replica::RemoveMember(uint64_t id, v1::ClusterResponse* out,
+                           std::function<void(core::Status)> done) {
+  auto answer = [this, id, out, done = std::move(done)](int rv,
+                                                         uint64_t leader) {
+    if (rv == 0) {
+      Fill(node_.ViewOnLoop(), out);
+    }
+    done(ChangeStatus(rv, id, leader));
+  };
+  if (id != node_.id()) {
+    node_.RemoveMember(id, std::move(answer));
+    return;
+  }
+  // A leader cannot commit its own removal and lead on: it hands the lead
+  // over, and the caller's retry reaches the new leader, which removes it.
+  node_.TransferLead([answer = std::move(answer)](int rv, uint64_t leader) {
+    answer(rv == 0 ? RAFT_LEADERSHIPLOST : rv, leader);
+  });
+}
+
+core::Status Replica::ChangeStatus(int rv, uint64_t id,
+                                   uint64_t leader) const {
+  const std::string member = "member " + std::to_string(id);
+  const auto field = [](std::string_view name) {
+    return core::Status::Metadata{{std::string(core::kFieldKey),
+                                   std::string(name)}};
+  };
+  switch (rv) {
+    case 0:
+      return core::Status();
+    case RAFT_NOTLEADER:
+    case RAFT_LEADERSHIPLOST:
+      return NotLeader(leader, node_.state_on_loop().ClientAddress(leader),
+                       leader == 0 ? options_.raft.election_timeout_ms : 0);
+    case RAFT_CANTCHANGE:
+      return core::Status(core::Code::kAborted,
+                          "another membership change is under way; retry "
+                          "once it is done")
+          .WithReason(std::string(core::reason::kChangeInProgress));
+    case RAFT_DUPLICATEID:
+      return core::Status(core::Code::kAlreadyExists,
+                          "id: " + member + " exists at another address; "
+                          "remove it first to move it")
+          .WithReason(std::string(core::reason::kMemberExists), field("id"));
+    case RAFT_DUPLICATEADDRESS:
+      return core::Status(core::Code::kAlreadyExists,
+                          "raft_address: another member has it")
+          .WithReason(std::string(core::reason::kMemberExists),
+                      field("raft_address"));
+    case RAFT_NOCONNECTION:
+      return core::Status(core::Code::kFailedPrecondition,
+                          member + " did not catch up (is it running, "
+                          "started with --join?); it stays in the group "
+                          "without a vote: retry AddMember, or remove it")
+          .WithReason(std::string(core::reason::kMemberUnreachable));
+    case RAFT_NOTFOUND:
+      return core::Status(core::Code::kNotFound,
+                          "id: " + member + " is not in the group")
+          .WithReason(std::string(core::reason::kNotAMember), field("id"));
+    case RAFT_BADROLE:
+      return core::Status(core::Code::kFailedPrecondition,
+                          "id: " + member + " is the group's only voter")
+          .WithReason(std::string(core::reason::kLastVoter), field("id"));
+    case RAFT_SHUTDOWN:
+      return core::ShuttingDown();
+    default:
+      return core::Unavailable(std::string("membership change failed: ") +
+                               raft_strerror(rv));
+  }
 }
 
 }  // namespace dogpiled::daemon

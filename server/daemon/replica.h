@@ -19,6 +19,7 @@
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -30,6 +31,7 @@
 #include "replication/raft_node.h"
 #include "replication/replicated_journal.h"
 #include "service/core_source.h"
+#include "service/services.h"
 #include "dogpiled/v1/admin.pb.h"
 
 namespace dogpiled::daemon {
@@ -46,7 +48,7 @@ struct ReplicaOptions {
   core::CoordinatorOptions core;
 };
 
-class Replica {
+class Replica final : public service::GroupAdmin {
  public:
   Replica(ReplicaOptions options, asio::io_context& io,
           service::CoreSource* cores);
@@ -58,7 +60,14 @@ class Replica {
   void Stop();
 
   // Admin.Cluster: the group as this member sees it.
-  core::Status Describe(v1::ClusterResponse* out);
+  core::Status Describe(v1::ClusterResponse* out) override;
+  // Admin.AddMember and RemoveMember (a removal of this member, the
+  // leader, hands the lead over and answers NOT_LEADER naming the new one).
+  void AddMember(uint64_t id, std::string raft_address,
+                 v1::ClusterResponse* out,
+                 std::function<void(core::Status)> done) override;
+  void RemoveMember(uint64_t id, v1::ClusterResponse* out,
+                    std::function<void(core::Status)> done) override;
 
  private:
   struct Term {
@@ -81,6 +90,9 @@ class Replica {
   void Promote(uint64_t term, core::PersistedState state,
                std::shared_ptr<replication::ReplicatedJournal> journal);
   void Demote(uint64_t term, const core::Status& why);
+  // Loop thread: the answer to a membership change, and the group.
+  core::Status ChangeStatus(int rv, uint64_t id, uint64_t leader) const;
+  void Fill(const replication::GroupView& view, v1::ClusterResponse* out);
 
   const ReplicaOptions options_;
   asio::io_context& io_;

@@ -410,22 +410,9 @@ int RunDaemon(const Config& config) {
   service::DogpileService dogpile(&*cores, &auth, &answer_budget,
                                   journal.get(), tracker);
   service::RWMutexService rwmutex(&*cores, &auth);
-#ifdef DOGPILED_HAVE_RAFT
-  // Built once the client port is known (it is announced to the group);
-  // Admin.Cluster reaches it through this pointer, null until then.
-  std::atomic<Replica*> replica_ptr{nullptr};
-  std::function<core::Status(v1::ClusterResponse*)> describe;
-  if (replicated) {
-    describe = [&replica_ptr](v1::ClusterResponse* out) {
-      Replica* replica = replica_ptr.load();
-      return replica != nullptr ? replica->Describe(out)
-                                : core::ShuttingDown();
-    };
-  }
-  service::AdminService admin(&*cores, &auth, describe);
-#else
-  service::AdminService admin(&*cores, &auth);
-#endif
+  // A group's member is built once the client port is known (it is
+  // announced to the group), then attached.
+  service::AdminService admin(&*cores, &auth, replicated);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -493,6 +480,7 @@ int RunDaemon(const Config& config) {
       ro.raft.members.emplace_back(id, address);
     }
     ro.raft.dir = raft_dir;
+    ro.raft.join = config.join;
     ro.raft.election_timeout_ms =
         static_cast<unsigned>(config.election_timeout_ms);
     ro.raft.heartbeat_timeout_ms = static_cast<unsigned>(config.heartbeat_ms);
@@ -508,7 +496,7 @@ int RunDaemon(const Config& config) {
                        failed);
       return 1;
     }
-    replica_ptr.store(replica.get());
+    admin.AttachGroup(replica.get());
     spdlog::info("member {} of {} (raft on {}), clients told {}",
                  config.node_id, config.peers, raft_address,
                  config.advertise.empty()

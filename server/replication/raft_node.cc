@@ -16,7 +16,37 @@ struct ApplyRequest {
   std::function<void(bool)> done;
 };
 
+const raft_server* Member(const raft& r, raft_id id) {
+  for (unsigned i = 0; i < r.configuration.n; ++i) {
+    if (r.configuration.servers[i].id == id) {
+      return &r.configuration.servers[i];
+    }
+  }
+  return nullptr;
+}
+
 }  // namespace
+
+// A membership change and the answer it owes: libraft's status, and the
+// leader this member knows of once it is done. One never answered (the
+// node stopped before it ran, or while libraft held it) is RAFT_SHUTDOWN.
+struct RaftNode::Change {
+  ChangeKind kind = kAddVoter;
+  raft_change req{};
+  struct raft_transfer transfer {};
+  raft_id id = 0;
+  std::string address;  // kAddVoter's
+  std::function<void(int, raft_id)> done;
+
+  ~Change() { Answer(RAFT_SHUTDOWN, 0); }
+  void Answer(int rv, raft_id leader) {
+    if (done) {
+      auto answer = std::move(done);
+      done = nullptr;
+      answer(rv, leader);
+    }
+  }
+};
 
 RaftNode::RaftNode(RaftNodeOptions options)
     : options_(std::move(options)),
@@ -67,15 +97,17 @@ std::string RaftNode::Start() {
   raft_set_election_timeout(&raft_, options_.election_timeout_ms);
   raft_set_heartbeat_timeout(&raft_, options_.heartbeat_timeout_ms);
   raft_set_pre_vote(&raft_, true);
-  raft_configuration conf;
-  raft_configuration_init(&conf);
-  for (const auto& [id, address] : options_.members) {
-    raft_configuration_add(&conf, id, address.c_str(), RAFT_VOTER);
-  }
-  const int boot = raft_bootstrap(&raft_, &conf);
-  raft_configuration_close(&conf);
-  if (boot != 0 && boot != RAFT_CANTBOOTSTRAP) {  // that: not pristine
-    return fail("raft_bootstrap", boot);
+  if (!options_.join) {
+    raft_configuration conf;
+    raft_configuration_init(&conf);
+    for (const auto& [id, address] : options_.members) {
+      raft_configuration_add(&conf, id, address.c_str(), RAFT_VOTER);
+    }
+    const int boot = raft_bootstrap(&raft_, &conf);
+    raft_configuration_close(&conf);
+    if (boot != 0 && boot != RAFT_CANTBOOTSTRAP) {  // that: not pristine
+      return fail("raft_bootstrap", boot);
+    }
   }
   fsm_.SetAfterApply([this] { ReportLeader(/*periodic=*/false); });
   wake_.data = this;
@@ -115,6 +147,7 @@ void RaftNode::Stop() {
   }
   uv_async_send(&wake_);
   thread_.join();
+  change_ = nullptr;  // one libraft never answered is RAFT_SHUTDOWN
   std::lock_guard lock(mu_);
   running_ = false;
   for (Proposal& p : proposals_) {
@@ -151,27 +184,144 @@ void RaftNode::Post(std::function<void()> fn) {
 
 std::optional<GroupView> RaftNode::View() {
   GroupView view;
-  const bool ran = Run([&view](raft& r, CommittedState& state) {
-    for (unsigned i = 0; i < r.configuration.n; ++i) {
-      const raft_server& server = r.configuration.servers[i];
-      view.members.push_back(
-          {server.id, server.address, state.ClientAddress(server.id)});
-    }
-    std::sort(view.members.begin(), view.members.end(),
-              [](const auto& a, const auto& b) { return a.id < b.id; });
-    view.self = r.id;
-    const char* address = nullptr;
-    raft_leader(&r, &view.leader, &address);
-    view.leading = raft_state(&r) == RAFT_LEADER;
-    view.candidate = raft_state(&r) == RAFT_CANDIDATE;
-    view.term = raft_current_term(&r);
-    view.commit_index = raft_commit_index(&r);
-    view.applied_index = raft_last_applied(&r);
-  });
-  if (!ran) {
+  if (!Run([this, &view](raft&, CommittedState&) { view = ViewOnLoop(); })) {
     return std::nullopt;
   }
   return view;
+}
+
+GroupView RaftNode::ViewOnLoop() {
+  GroupView view;
+  const raft& r = raft_;
+  for (unsigned i = 0; i < r.configuration.n; ++i) {
+    const raft_server& server = r.configuration.servers[i];
+    view.members.push_back({server.id, server.address,
+                            state_.ClientAddress(server.id),
+                            server.role == RAFT_VOTER});
+  }
+  std::sort(view.members.begin(), view.members.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  view.self = r.id;
+  view.leader = LeaderOnLoop();
+  view.leading = raft_state(&raft_) == RAFT_LEADER;
+  view.candidate = raft_state(&raft_) == RAFT_CANDIDATE;
+  view.term = raft_current_term(&raft_);
+  view.commit_index = raft_commit_index(&raft_);
+  view.applied_index = raft_last_applied(&raft_);
+  return view;
+}
+
+void RaftNode::QueueChange(ChangeKind kind, raft_id id, std::string address,
+                           std::function<void(int, raft_id)> done) {
+  auto change = std::make_shared<Change>();
+  change->kind = kind;
+  change->id = id;
+  change->address = std::move(address);
+  change->done = std::move(done);
+  Post([this, change] { StartChange(change); });  // dropped: ~Change answers
+}
+
+void RaftNode::AddVoter(raft_id id, std::string address,
+                        std::function<void(int, raft_id)> done) {
+  QueueChange(kAddVoter, id, std::move(address), std::move(done));
+}
+
+void RaftNode::RemoveMember(raft_id id,
+                            std::function<void(int, raft_id)> done) {
+  QueueChange(kRemove, id, "", std::move(done));
+}
+
+void RaftNode::TransferLead(std::function<void(int, raft_id)> done) {
+  QueueChange(kTransferLead, 0, "", std::move(done));
+}
+
+unsigned RaftNode::Voters() const {
+  unsigned n = 0;
+  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
+    n += raft_.configuration.servers[i].role == RAFT_VOTER ? 1 : 0;
+  }
+  return n;
+}
+
+raft_id RaftNode::LeaderOnLoop() {
+  raft_id id = 0;
+  const char* address = nullptr;
+  raft_leader(&raft_, &id, &address);
+  return id;
+}
+
+void RaftNode::StartChange(const std::shared_ptr<Change>& change) {
+  if (closing_) {
+    return;  // ~Change answers
+  }
+  // libraft asserts on a change submitted by a follower, or beside another
+  // (a catch-up holds no log entry, so its own check misses that one).
+  if (raft_state(&raft_) != RAFT_LEADER) {
+    change->Answer(RAFT_NOTLEADER, LeaderOnLoop());
+    return;
+  }
+  if (change_ != nullptr && change_ != change) {
+    change->Answer(RAFT_CANTCHANGE, raft_.id);
+    return;
+  }
+  const raft_server* member = Member(raft_, change->id);
+  const auto on_changed = [](raft_change* req, int status) {
+    auto* self = static_cast<RaftNode*>(req->data);
+    std::shared_ptr<Change> done = std::move(self->change_);
+    self->change_ = nullptr;
+    if (status == 0 && done->kind == kAddVoter) {
+      self->StartChange(done);  // added as a spare: now the vote
+      return;
+    }
+    done->Answer(status, self->LeaderOnLoop());
+  };
+  change->req.data = this;
+  change->transfer.data = this;
+  int rv = 0;
+  switch (change->kind) {
+    case kAddVoter:
+      if (member == nullptr) {
+        rv = raft_add(&raft_, &change->req, change->id,
+                      change->address.c_str(), on_changed);
+      } else if (change->address != member->address) {
+        rv = RAFT_DUPLICATEID;
+      } else if (member->role == RAFT_VOTER) {
+        change->Answer(0, raft_.id);  // done already (or just now)
+        return;
+      } else {
+        rv = raft_assign(&raft_, &change->req, change->id, RAFT_VOTER,
+                         on_changed);
+      }
+      break;
+    case kRemove:
+      rv = member == nullptr        ? RAFT_NOTFOUND
+           : member->id == raft_.id ? RAFT_BADID
+           : member->role == RAFT_VOTER && Voters() == 1
+               ? RAFT_BADROLE
+               : raft_remove(&raft_, &change->req, change->id, on_changed);
+      break;
+    case kTransferLead:
+      if (Voters() == 1) {
+        rv = RAFT_BADROLE;  // no one to take it
+        break;
+      }
+      // To the most up-to-date voter; libraft calls back once it leads, or
+      // after an election timeout without.
+      rv = raft_transfer(&raft_, &change->transfer, 0, [](struct raft_transfer* req) {
+        auto* self = static_cast<RaftNode*>(req->data);
+        std::shared_ptr<Change> done = std::move(self->change_);
+        self->change_ = nullptr;
+        const raft_id leader = self->LeaderOnLoop();
+        done->Answer(leader != self->raft_.id ? 0 : RAFT_LEADERSHIPLOST,
+                     leader);
+      });
+      break;
+  }
+  if (rv != 0) {
+    change->Answer(rv, LeaderOnLoop());
+    return;
+  }
+  change_ = change;
 }
 
 void RaftNode::ReportLeader(bool periodic) {
@@ -206,12 +356,7 @@ void RaftNode::OnPeerClosed(raft_id id) {
   if (closing_) {
     return;
   }
-  const raft_server* server = nullptr;
-  for (unsigned i = 0; i < raft_.configuration.n; ++i) {
-    if (raft_.configuration.servers[i].id == id) {
-      server = &raft_.configuration.servers[i];
-    }
-  }
+  const raft_server* server = Member(raft_, id);
   if (server == nullptr) {
     return;
   }

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -34,6 +35,9 @@ struct RaftNodeOptions {
   // bootstrap a pristine `dir`; afterwards the log holds the membership.
   std::vector<std::pair<raft_id, std::string>> members;
   std::string dir;  // must exist
+  // A pristine `dir` is not bootstrapped from `members`: this member waits
+  // for a running group's leader to add it (RaftNode::AddVoter there).
+  bool join = false;
   unsigned election_timeout_ms = 1000;
   unsigned heartbeat_timeout_ms = 100;
   unsigned invalidation_horizon_ms = 3'600'000;
@@ -57,6 +61,7 @@ struct GroupView {
     raft_id id = 0;
     std::string raft_address;
     std::string client_address;  // as it announced when it led ("": never)
+    bool voter = true;  // false while an added member catches up
   };
   std::vector<Member> members;  // the current configuration, by id
   raft_id self = 0;
@@ -95,6 +100,31 @@ class RaftNode {
   // From any thread (waits for the loop): the group as this member sees
   // it; nullopt if the node is not running.
   std::optional<GroupView> View();
+  // The same, on the loop thread (a Propose's or a change's done).
+  GroupView ViewOnLoop();
+
+  // Membership changes, one at a time (libraft's rule), from any thread.
+  // `done` runs on the loop thread with 0 or a libraft error code, and the
+  // leader this member knows of then: RAFT_NOTLEADER, RAFT_CANTCHANGE
+  // (another change is under way), RAFT_SHUTDOWN (the node stopped first),
+  // and those below.
+  //
+  // Makes `id` at `address` a voter: added as a spare, caught up (it must
+  // be running, started to join), then given its vote; an add that stopped
+  // half-way is finished, one already done answers 0. RAFT_DUPLICATEID:
+  // `id` is a member at another address; RAFT_DUPLICATEADDRESS: another
+  // member has `address`; RAFT_NOCONNECTION: it did not catch up (it stays
+  // a spare: add it again, or remove it).
+  void AddVoter(raft_id id, std::string address,
+                std::function<void(int, raft_id)> done);
+  // Removes `id` from the group: RAFT_NOTFOUND if it is not a member,
+  // RAFT_BADID if it is this member (hand the lead over first),
+  // RAFT_BADROLE if it is the only voter.
+  void RemoveMember(raft_id id, std::function<void(int, raft_id)> done);
+  // Hands this member's lead to the most up-to-date voter: 0 once that one
+  // leads, RAFT_LEADERSHIPLOST if none took it within an election timeout,
+  // RAFT_BADROLE if this member is the only voter.
+  void TransferLead(std::function<void(int, raft_id)> done);
 
   raft_id id() const { return options_.id; }
   // The applied state, for callbacks that run on the loop thread only
@@ -111,6 +141,15 @@ class RaftNode {
   void CheckLeadership();  // on the loop, every lead_check_ms
   void ForgetSilentLeader();  // on the loop, from CheckLeadership
   void OnPeerClosed(raft_id id);  // on the loop, from the transport
+  // Membership changes: queued from any thread, started (and each next
+  // step taken) on the loop.
+  enum ChangeKind { kAddVoter, kRemove, kTransferLead };
+  struct Change;
+  void QueueChange(ChangeKind kind, raft_id id, std::string address,
+                   std::function<void(int, raft_id)> done);
+  void StartChange(const std::shared_ptr<Change>& change);
+  raft_id LeaderOnLoop();
+  unsigned Voters() const;  // on the loop
   void ReportLeader(bool periodic);  // on the loop: on_check
 
   const RaftNodeOptions options_;
@@ -122,6 +161,7 @@ class RaftNode {
   uv_timer_t lead_timer_{};
   bool leading_ = false;  // as last reported to on_leadership
   bool closing_ = false;  // the loop's: raft and the handles are closing
+  std::shared_ptr<Change> change_;  // the loop's: the one under way
   uint64_t lead_term_ = 0;
   PeerTransport transport_{};
   raft_io io_{};

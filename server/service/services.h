@@ -4,7 +4,10 @@
 // replicated mode: the leader's, and answers wait for the commit).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
+#include <string>
 
 #include "core/coordinator.h"
 #include "core/journal.h"
@@ -109,23 +112,62 @@ class RWMutexService final : public v1::RWMutex::CallbackService {
   const Auth* const auth_;
 };
 
+// A replicated group's own calls (Admin.Cluster, AddMember, RemoveMember),
+// as its member (daemon::Replica) answers them. Thread-safe.
+class GroupAdmin {
+ public:
+  virtual ~GroupAdmin() = default;
+  virtual core::Status Describe(v1::ClusterResponse* out) = 0;
+  // `done` runs once, on any thread, when the change is committed (`out`
+  // then holds the group as it is) or refused. The caller checked the id
+  // and address, and keeps `out` until `done`.
+  virtual void AddMember(uint64_t id, std::string raft_address,
+                         v1::ClusterResponse* out,
+                         std::function<void(core::Status)> done) = 0;
+  virtual void RemoveMember(uint64_t id, v1::ClusterResponse* out,
+                            std::function<void(core::Status)> done) = 0;
+};
+
 class AdminService final : public v1::Admin::CallbackService {
  public:
-  // `cluster` (may be null: a single node) answers Admin.Cluster.
+  // `replicated`: the group's calls are answered once AttachGroup is
+  // called (UNAVAILABLE before); otherwise they are NOT_REPLICATED.
   AdminService(const CoreSource* cores, const Auth* auth,
-               std::function<core::Status(v1::ClusterResponse*)> cluster = {})
-      : cores_(cores), auth_(auth), cluster_(std::move(cluster)) {}
+               bool replicated = false)
+      : cores_(cores), auth_(auth), replicated_(replicated) {}
+  // Once, when the group's member is running (it outlives the service).
+  void AttachGroup(GroupAdmin* group) { group_.store(group); }
+
   grpc::ServerUnaryReactor* Stats(grpc::CallbackServerContext* ctx,
                                   const v1::StatsRequest* request,
                                   v1::StatsResponse* response) override;
   grpc::ServerUnaryReactor* Cluster(grpc::CallbackServerContext* ctx,
                                     const v1::ClusterRequest* request,
                                     v1::ClusterResponse* response) override;
+  grpc::ServerUnaryReactor* AddMember(
+      grpc::CallbackServerContext* ctx, const v1::AddMemberRequest* request,
+      v1::AddMemberResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveMember(
+      grpc::CallbackServerContext* ctx, const v1::RemoveMemberRequest* request,
+      v1::RemoveMemberResponse* response) override;
 
  private:
+  // The group, or why the call is refused (admin check included).
+  GroupAdmin* Group(grpc::CallbackServerContext* ctx,
+                    grpc::Status* refused) const;
+  // AddMember and RemoveMember: the checks they share, then `change` with
+  // the group and what answers the call.
+  using MemberChange = std::function<void(
+      GroupAdmin*, std::function<void(core::Status)> done)>;
+  grpc::ServerUnaryReactor* ChangeMembers(grpc::CallbackServerContext* ctx,
+                                          uint64_t id,
+                                          const core::Status& invalid,
+                                          const MemberChange& change);
+
   const CoreSource* const cores_;
   const Auth* const auth_;
-  const std::function<core::Status(v1::ClusterResponse*)> cluster_;
+  const bool replicated_;
+  std::atomic<GroupAdmin*> group_{nullptr};
 };
 
 // Answers a unary call with `status` once what it depends on is committed

@@ -84,6 +84,7 @@ struct ClusterMember {
   std::string raft_address;
   std::string client_address;  // "" until it has led
   std::string role;            // "leader", "follower", "candidate"
+  bool voter = true;           // false while an added member catches up
 };
 struct Cluster {
   std::vector<ClusterMember> members;
@@ -130,6 +131,18 @@ class DOGPILED_EXPORT Client {
   StatusOr<Stats> GetStats() const;
   // FAILED_PRECONDITION (reason NOT_REPLICATED) from a single node.
   StatusOr<Cluster> GetCluster() const;
+  // Replicated mode: changes the group's members (Admin.AddMember and
+  // RemoveMember in proto/dogpiled/v1/admin.proto; docs/operations.md).
+  // Answered by the leader once the change is committed, with the group
+  // as it now is. AddMember's member must be running, started with
+  // --join; it is caught up first, so the call may take seconds: it waits
+  // up to the RPC timeout plus `wait`.
+  StatusOr<Cluster> AddMember(
+      uint64_t id, const std::string& raft_address,
+      std::chrono::milliseconds wait = std::chrono::seconds(10)) const;
+  StatusOr<Cluster> RemoveMember(
+      uint64_t id,
+      std::chrono::milliseconds wait = std::chrono::seconds(5)) const;
   // Keys here and everywhere in the SDK are bytes of anything (1..1024 by
   // default), UTF-8 or not: a std::string is sent as its bytes.
   // Reads a key without taking any role. expire decides is_expired the way
