@@ -46,9 +46,10 @@ bool IsIpLiteral(const std::string& host) {
          inet_pton(AF_INET6, host.c_str(), &buf) == 1;
 }
 
-// The distinct non-loopback addresses `host` resolves to, as "ip:port".
-std::vector<std::string> Resolve(const std::string& host,
-                                 const std::string& port) {
+}  // namespace
+
+std::vector<std::string> ResolveName(const std::string& host,
+                                     const std::string& port) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -85,6 +86,8 @@ std::vector<std::string> Resolve(const std::string& host,
   return out;
 }
 
+namespace {
+
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options,
                                            const std::string& address,
                                            const std::string& tls_name) {
@@ -119,7 +122,8 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options,
 
 }  // namespace
 
-std::vector<std::string> ExpandTarget(const std::string& target) {
+std::vector<std::string> ExpandTarget(const std::string& target,
+                                      const Resolver& resolve) {
   std::vector<std::string> out;
   size_t start = 0;
   while (start <= target.size()) {
@@ -141,23 +145,43 @@ std::vector<std::string> ExpandTarget(const std::string& target) {
   if (!SplitHostPort(out[0], &host, &port) || IsIpLiteral(host)) {
     return out;
   }
-  std::vector<std::string> resolved = Resolve(host, port);
+  std::vector<std::string> resolved = resolve(host, port);
   return resolved.size() > 1 ? resolved : out;
 }
 
-Members::Members(const ClientOptions& options) : options_(options) {
-  const std::vector<std::string> addresses = ExpandTarget(options.target);
+Members::Members(const ClientOptions& options, Resolver resolve)
+    : options_(options), resolve_(std::move(resolve)) {
+  const std::vector<std::string> addresses =
+      ExpandTarget(options.target, resolve_);
   std::string host, port;
-  const bool resolved = addresses.size() > 1 &&
-                        options.target.find(',') == std::string::npos &&
-                        SplitHostPort(options.target, &host, &port);
-  // A member reached by an IP its group's name resolved to shows a
-  // certificate for that name.
-  const std::string tls_name = resolved ? host : "";
+  if (addresses.size() > 1 && options.target.find(',') == std::string::npos &&
+      SplitHostPort(options.target, &host, &port)) {
+    name_host_ = host;
+    name_port_ = port;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   for (const std::string& address : addresses) {
-    AddLocked(address, tls_name);
+    // A member reached by an IP its group's name resolved to shows a
+    // certificate for that name.
+    AddLocked(address, name_host_);
   }
+}
+
+bool Members::ResolveAgain() {
+  std::vector<std::string> found = resolve_(name_host_, name_port_);
+  std::lock_guard<std::mutex> lock(mu_);
+  bool added = false;
+  for (const std::string& address : found) {
+    if (std::none_of(members_.begin(), members_.end(),
+                     [&](const auto& m) { return m->address == address; })) {
+      AddLocked(address, name_host_);
+      if (!added) {
+        current_ = members_.size() - 1;  // a new address: likely up
+        added = true;
+      }
+    }
+  }
+  return added;
 }
 
 void Members::AddLocked(const std::string& address,
@@ -195,7 +219,7 @@ bool Members::NoteFailure(const Member& tried, const Status& status) {
       leader = it->second;
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (members_[current_].get() != &tried) {
     return true;  // another call moved on already
   }
@@ -215,6 +239,13 @@ bool Members::NoteFailure(const Member& tried, const Status& status) {
   }
   if (members_.size() > 1) {
     current_ = (current_ + 1) % members_.size();
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (current_ == 0 && !name_host_.empty() && leader.empty() &&
+      now - resolved_at_ >= kResolveEvery) {
+    resolved_at_ = now;
+    lock.unlock();  // getaddrinfo may take a while
+    return ResolveAgain();
   }
   return false;
 }

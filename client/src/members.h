@@ -16,6 +16,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -59,15 +60,28 @@ struct Member {
   }
 };
 
+// The distinct non-loopback "ip:port" addresses a host name resolves to
+// (getaddrinfo; a seam for tests).
+using Resolver = std::function<std::vector<std::string>(
+    const std::string& host, const std::string& port)>;
+std::vector<std::string> ResolveName(const std::string& host,
+                                     const std::string& port);
+
 // The addresses `target` names: its comma-separated entries; or, for one
 // "name:port" whose name resolves to more than one address that is not
 // loopback, each of those ("localhost" stays one daemon). Anything else
 // (an IP, a gRPC URI such as "unix:..." or "dns:///...") is one entry.
-std::vector<std::string> ExpandTarget(const std::string& target);
+std::vector<std::string> ExpandTarget(const std::string& target,
+                                      const Resolver& resolve = ResolveName);
 
 class Members {
  public:
-  explicit Members(const ClientOptions& options);
+  // A group given as one name is resolved again when a whole round of its
+  // members failed (at most every kResolveEvery): pods that come back on
+  // new IPs are found without a restart of the client.
+  explicit Members(const ClientOptions& options,
+                   Resolver resolve = ResolveName);
+  static constexpr std::chrono::seconds kResolveEvery{1};
   Members(const Members&) = delete;
   Members& operator=(const Members&) = delete;
 
@@ -77,19 +91,30 @@ class Members {
   // if the call is worth sending again at once: a follower named a leader
   // other than `tried`, or another call already moved on. On any other
   // UNAVAILABLE or DEADLINE_EXCEEDED the next call goes to the next member
-  // (a member that timed out may be stopped or cut off). Other codes
-  // teach nothing.
+  // (a member that timed out may be stopped or cut off); after the last,
+  // a group given as one name is resolved again (true if that found a new
+  // member). Other codes teach nothing.
   bool NoteFailure(const Member& tried, const Status& status);
   // More than one member is known: an UNAVAILABLE is worth a retry
   // elsewhere.
   bool grouped() const;
 
  private:
+  // Adds the addresses the group's name resolves to now that are not
+  // members yet, and moves calls to the first of them; true if any.
+  bool ResolveAgain();
   // tls_name: the name its TLS certificate shows, if not the address's.
   void AddLocked(const std::string& address, const std::string& tls_name);
 
   const ClientOptions options_;
+  const Resolver resolve_;
+  // The group's name and port when it was given as one name ("": a list).
+  std::string name_host_;
+  std::string name_port_;
   mutable std::mutex mu_;
+  // The last resolution after a failed round (none yet: the first such
+  // round resolves at once). Guarded by mu_.
+  std::chrono::steady_clock::time_point resolved_at_{};
   std::vector<std::unique_ptr<Member>> members_;  // guarded by mu_
   size_t current_ = 0;                            // guarded by mu_
 };
