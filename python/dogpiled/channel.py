@@ -55,6 +55,9 @@ def make_channel(address, *, tls=False, tls_ca=None, tls_cert=None,
 # to it until it refuses as a follower, then through the group.
 _ROUND_PAUSE_FIRST = 0.05
 _ROUND_PAUSE_MAX = 0.25
+# A group given as one name is resolved again after a round of failures
+# at most this often: a group that is down is not a flood of DNS queries.
+_RESOLVE_EVERY = 1.0
 
 
 class GroupChannel:
@@ -70,10 +73,18 @@ class GroupChannel:
     to it, one try each, as on a plain channel, until a refusal shows it
     is a follower (NOT_LEADER; a single daemon never says it): from that
     call on, the group's rules apply, the named leader added (as in the
-    C++ SDK)."""
+    C++ SDK).
 
-    def __init__(self, addresses, make):
+    name: (host, port) of a group given as one name (a Kubernetes headless
+    service): when every member known failed in turn and no follower named
+    a leader, `resolve` asks it again (at most every _RESOLVE_EVERY s), so
+    pods that came back on new IPs are found, as in the C++ SDK."""
+
+    def __init__(self, addresses, make, name=None, resolve=None):
         self._make = make
+        self._name = name
+        self._resolve = resolve or resolve_name
+        self._resolved_at = float("-inf")  # the first failed round resolves
         self._lock = threading.Lock()
         self._addresses = list(addresses)
         self.grouped = len(self._addresses) > 1
@@ -101,8 +112,9 @@ class GroupChannel:
     def note_failure(self, address, error):
         """Learns from a call to `address` that failed with `error`; True if
         it is worth sending the call again elsewhere at once (a leader was
-        named). A member that did not answer in time may be hung (stopped,
-        cut off): the next call tries the next one."""
+        named, or the group's name, resolved again after the last member
+        failed, gave a new one). A member that did not answer in time may
+        be hung (stopped, cut off): the next call tries the next one."""
         if not isinstance(error, grpc.RpcError) or error.code() not in (
                 grpc.StatusCode.UNAVAILABLE,
                 grpc.StatusCode.DEADLINE_EXCEEDED):
@@ -122,7 +134,24 @@ class GroupChannel:
                     self._current = named
                     return True
             self._current = (self._current + 1) % len(self._addresses)
-            return False
+            now = time.monotonic()
+            if (self._current != 0 or self._name is None or leader
+                    or now - self._resolved_at < _RESOLVE_EVERY):
+                return False
+            self._resolved_at = now
+        return self._resolve_again()
+
+    def _resolve_again(self):
+        """Adds the addresses the group's name resolves to now that are not
+        members yet, and moves calls to the first of them (likely up); True
+        if any."""
+        found = self._resolve(*self._name)  # unlocked: DNS may take a while
+        with self._lock:
+            new = [a for a in dict.fromkeys(found) if a not in self._addresses]
+            if new:
+                self._current = len(self._addresses)
+                self._addresses += new
+            return bool(new)
 
     # --- grpc.Channel -------------------------------------------------
     def unary_unary(self, method, request_serializer=None,
@@ -314,7 +343,40 @@ class _NotedCall:
         return getattr(self._call, name)
 
 
-def expand_target(address):
+def resolve_name(host, port):
+    """The distinct non-loopback "ip:port" addresses `host` resolves to
+    (none if it does not); GroupChannel's `resolve` by default."""
+    try:
+        found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    resolved = []
+    for family, _, _, _, sockaddr in found:
+        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
+        if ip.is_loopback or family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        entry = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+        if entry not in resolved:
+            resolved.append(entry)
+    return resolved
+
+
+def _name(entry):
+    """(host, port) of one "name:port" entry; None for an IP, a gRPC URI
+    ("unix:...", "dns:///...") or an entry without a port."""
+    host, sep, port = entry.rpartition(":")
+    if (not sep or not host or not port.isdigit() or "/" in host
+            or host.split(":")[0] in ("unix", "dns", "ipv4", "ipv6")):
+        return None
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        return host, port
+
+
+def expand_target(address, resolve=resolve_name):
     """The addresses `address` names: its comma-separated entries; or, for
     one "name:port" whose name resolves to more than one address that is
     not loopback (a Kubernetes headless service), each of those, as
@@ -325,45 +387,29 @@ def expand_target(address):
         a.strip() for a in address.split(",") if a.strip()))
     if len(addresses) != 1:
         return addresses or [address]
-    host, sep, port = addresses[0].rpartition(":")
-    if (not sep or not host or not port.isdigit() or "/" in host
-            or host.split(":")[0] in ("unix", "dns", "ipv4", "ipv6")):
-        return addresses
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        ipaddress.ip_address(host)
-        return addresses
-    except ValueError:
-        pass
-    try:
-        found = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
-    except OSError:
-        return addresses
-    resolved = []
-    for family, _, _, _, sockaddr in found:
-        ip = ipaddress.ip_address(sockaddr[0].split("%")[0])
-        if ip.is_loopback or family not in (socket.AF_INET, socket.AF_INET6):
-            continue
-        entry = f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
-        if entry not in resolved:
-            resolved.append(entry)
+    name = _name(addresses[0])
+    resolved = resolve(*name) if name else []
     return resolved if len(resolved) > 1 else addresses
 
 
-def make_group_channel(address, **kwargs):
+def make_group_channel(address, resolve=resolve_name, **kwargs):
     """A GroupChannel (see make_channel for kwargs) for "host:port" (one
     daemon, or one member that names its leader when it refuses) or
     "host:port,host:port,..." or a name resolving to several members (a
-    replicated group; see expand_target)."""
-    addresses = expand_target(address)
+    replicated group; see expand_target, resolved again as GroupChannel
+    says)."""
+    addresses = expand_target(address, resolve)
+    name = None
+    if len(addresses) > 1 and "," not in address:
+        name = _name(address.strip())
     if len(addresses) <= 1:
         addresses = [address]
     tls = kwargs.get("tls") or kwargs.get("tls_ca") or kwargs.get("tls_cert")
-    if tls and len(addresses) > 1 and "," not in address:
-        # Members reached by the IPs a name resolved to still show
-        # certificates for that name.
+    if tls and name:
+        # Members reached by the IPs a name resolved to (then or later)
+        # still show certificates for that name.
         options = dict(kwargs.pop("options", ()))
-        options.setdefault("grpc.ssl_target_name_override",
-                           address.rpartition(":")[0].strip("[]"))
+        options.setdefault("grpc.ssl_target_name_override", name[0])
         kwargs["options"] = tuple(options.items())
-    return GroupChannel(addresses, lambda a: make_channel(a, **kwargs))
+    return GroupChannel(addresses, lambda a: make_channel(a, **kwargs),
+                        name, resolve)

@@ -1,9 +1,9 @@
 """How a target names a daemon or a replicated group's members
 (docs/replication.md): comma lists, and one name resolving to every member.
 The resolver is replaced here, so a name can stand for a group without a
-DNS server; one address that is a follower is followed to the leader it
-names, against fake members; the group behaviour itself runs in
-tests/replication."""
+DNS server, and be resolved again when its pods come back on new IPs; one
+address that is a follower is followed to the leader it names, against
+fake members; the group behaviour itself runs in tests/replication."""
 import concurrent.futures
 import socket
 
@@ -157,5 +157,88 @@ def test_a_single_daemons_refusal_is_raised_after_one_try(member):
             channel.unary_unary("/t.Member/Echo")(b"once", timeout=5)
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert received == [b"once"] and not channel.grouped
+    finally:
+        channel.close()
+
+
+class FakeDns:
+    """A resolver for "dogpiled-peers:7420" that gives `answers` in turn
+    (the last one again once they run out)."""
+
+    def __init__(self, *answers):
+        self.answers = answers
+        self.calls = 0
+
+    def __call__(self, host, port):
+        assert (host, port) == ("dogpiled-peers", "7420")
+        self.calls += 1
+        return list(self.answers[min(self.calls, len(self.answers)) - 1])
+
+
+class Down(grpc.RpcError):
+    """A member that cannot be reached."""
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def trailing_metadata(self):
+        return ()
+
+
+def fail(channel, error=None):
+    """note_failure for a call to the current member."""
+    return channel.note_failure(channel.current()[0], error or Down())
+
+
+def test_a_group_name_is_resolved_again_once_every_member_failed():
+    dns = FakeDns(["10.0.0.1:7420", "10.0.0.2:7420"],
+                  ["10.0.0.2:7420", "10.0.0.3:7420"])
+    channel = make_group_channel("dogpiled-peers:7420", resolve=dns)
+    try:
+        assert channel.grouped and dns.calls == 1
+        assert channel.current()[0] == "10.0.0.1:7420"
+        assert not fail(channel)
+        assert channel.current()[0] == "10.0.0.2:7420"
+        # The round is over: the name is asked again, and its new address
+        # tried at once.
+        assert fail(channel)
+        assert dns.calls == 2 and channel.current()[0] == "10.0.0.3:7420"
+        # Not again within the interval, however fast the rounds fail.
+        assert not any(fail(channel) for _ in range(3))
+        assert dns.calls == 2
+    finally:
+        channel.close()
+
+
+def test_a_list_or_a_followers_refusal_resolves_nothing():
+    dns = FakeDns(["10.0.0.9:7420", "10.0.0.8:7420"])
+    listed = make_group_channel("10.0.0.1:7420,10.0.0.2:7420", resolve=dns)
+    named = make_group_channel("dogpiled-peers:7420", resolve=dns)
+    try:
+        for _ in range(4):
+            fail(listed)
+        assert dns.calls == 1  # only `named`'s, when it was made
+        refused = Down()
+        refused.trailing_metadata = lambda: not_leader("10.0.0.7:7420")
+        assert fail(named, refused)
+        assert named.current()[0] == "10.0.0.7:7420"
+        assert dns.calls == 1
+    finally:
+        listed.close()
+        named.close()
+
+
+def test_a_call_whose_members_all_failed_is_answered_at_a_new_address(
+        member):
+    first, at_first = member(())  # UNAVAILABLE, no reason: going away
+    second, at_second = member(())
+    new, at_new = member()
+    dns = FakeDns([first, second], [second, new])
+    channel = make_group_channel("dogpiled-peers:7420", resolve=dns)
+    try:
+        echo = channel.unary_unary("/t.Member/Echo")
+        assert echo(b"call", timeout=5) == b"call"
+        assert (at_first, at_second, at_new) == ([b"call"],) * 3
+        assert channel.current()[0] == new and dns.calls == 2
     finally:
         channel.close()
