@@ -1,8 +1,10 @@
 #include "daemon/replica.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -84,6 +86,77 @@ core::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ParsePeers(
     return bad("no member");
   }
   return peers;
+}
+
+std::string AdvertisedAddress(const std::string& listen, int port) {
+  std::string host = listen.substr(0, listen.rfind(':'));
+  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
+    char name[256] = {};
+    gethostname(name, sizeof(name) - 1);
+    host = name;
+  }
+  return host + ":" + std::to_string(port);
+}
+
+core::StatusOr<ReplicaOptions> ReplicaOptionsFrom(const Config& config) {
+  auto peers = ParsePeers(config.peers);
+  if (!peers.ok()) {
+    return peers.status();
+  }
+  ReplicaOptions options;
+  options.raft.id = config.node_id;
+  for (const auto& [id, address] : peers.value()) {
+    if (id == config.node_id) {
+      options.raft.address = address;
+    }
+    options.raft.members.emplace_back(id, address);
+  }
+  if (options.raft.address.empty()) {
+    return core::InvalidArgument(
+        "node-id: " + std::to_string(config.node_id) +
+        " is not one of --peers' ids (pass this member's id with "
+        "--node-id)");
+  }
+  if (config.state_dir.empty()) {
+    return core::InvalidArgument(
+        "state-dir: a member of a replicated group keeps its Raft log "
+        "there; it cannot be empty");
+  }
+  options.raft.dir = config.state_dir + "/raft";
+  options.raft.join = config.join;
+  options.raft.election_timeout_ms =
+      static_cast<unsigned>(config.election_timeout_ms);
+  options.raft.heartbeat_timeout_ms = static_cast<unsigned>(config.heartbeat_ms);
+  options.raft.invalidation_horizon_ms =
+      static_cast<unsigned>(config.limits.invalidation_horizon_ms);
+  return options;
+}
+
+std::unique_ptr<Replica> StartReplica(ReplicaOptions options,
+                                      const Config& config, int port,
+                                      asio::io_context& io,
+                                      service::CoreSource* cores) {
+  std::error_code error;
+  std::filesystem::create_directories(options.raft.dir, error);
+  if (error) {
+    spdlog::critical("state-dir: cannot create {}: {}", options.raft.dir,
+                     error.message());
+    return nullptr;
+  }
+  options.client_address = config.advertise.empty()
+                               ? AdvertisedAddress(config.listen, port)
+                               : config.advertise;
+  const std::string dir = options.raft.dir;
+  const std::string raft_address = options.raft.address;
+  const std::string client_address = options.client_address;
+  auto replica = std::make_unique<Replica>(std::move(options), io, cores);
+  if (std::string failed = replica->Start(); !failed.empty()) {
+    spdlog::critical("cannot start replication under {}: {}", dir, failed);
+    return nullptr;
+  }
+  spdlog::info("member {} of {} (raft on {}), clients told {}",
+               config.node_id, config.peers, raft_address, client_address);
+  return replica;
 }
 
 Replica::Replica(ReplicaOptions options, asio::io_context& io,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/coordinator.h"
+#include "daemon/config.h"
 #include "daemon/deadline_timer.h"
 #include "replication/raft_node.h"
 #include "replication/replicated_journal.h"
@@ -40,6 +41,10 @@ namespace dogpiled::daemon {
 core::StatusOr<std::vector<std::pair<uint64_t, std::string>>> ParsePeers(
     const std::string& text);
 
+// What followers tell clients to dial when this member leads: --listen's
+// host with the bound port (a wildcard host becomes this host's name).
+std::string AdvertisedAddress(const std::string& listen, int port);
+
 struct ReplicaOptions {
   replication::RaftNodeOptions raft;  // the hooks are the Replica's own
   std::string client_address;        // what followers name to clients
@@ -47,6 +52,19 @@ struct ReplicaOptions {
   // (none), the deadline hook its own.
   core::CoordinatorOptions core;
 };
+
+class Replica;
+
+// The replicated start-up, from the daemon's flags. First the checks of
+// --peers, --node-id and --state-dir (an error names the flag at fault),
+// giving this member's options but for `core` and `client_address`.
+core::StatusOr<ReplicaOptions> ReplicaOptionsFrom(const Config& config);
+// Then, once the client port is bound: the member, started; null once
+// what failed is logged.
+std::unique_ptr<Replica> StartReplica(ReplicaOptions options,
+                                      const Config& config, int port,
+                                      asio::io_context& io,
+                                      service::CoreSource* cores);
 
 class Replica final : public service::GroupAdmin {
  public:

@@ -3,7 +3,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/resource_quota.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,10 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <limits>
-#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,8 +31,8 @@
 #include "daemon/replica.h"
 #endif
 #include "daemon/token_file.h"
+#include "daemon/transport.h"
 #include "daemon/value_journal.h"
-#include "service/parse_interceptor.h"
 #include "service/response_budget.h"
 #include "service/services.h"
 
@@ -87,99 +84,12 @@ class HealthSwitch {
   grpc::Server* server_ = nullptr;
 };
 
-#ifdef DOGPILED_HAVE_RAFT
-// What followers tell clients to dial when this member leads: --listen's
-// host with the bound port (a wildcard host becomes this host's name).
-std::string AdvertisedAddress(const std::string& listen, int port) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") {
-    char name[256] = {};
-    gethostname(name, sizeof(name) - 1);
-    host = name;
-  }
-  return host + ":" + std::to_string(port);
-}
-#endif
-
 // Written to a temporary name and renamed, so a poller never reads half a
 // number.
 void WritePortFile(const std::string& path, int port) {
   const std::string tmp = path + ".tmp";
   std::ofstream(tmp) << port << "\n";
   std::rename(tmp.c_str(), path.c_str());
-}
-
-std::optional<std::string> ReadPem(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return std::nullopt;
-  }
-  return std::string(std::istreambuf_iterator<char>(in),
-                     std::istreambuf_iterator<char>());
-}
-
-// Plain, TLS, or mutual TLS, from the --tls-* flags.
-core::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
-    const Config& config) {
-  if (config.tls_cert.empty() && config.tls_key.empty()) {
-    if (!config.tls_client_ca.empty()) {
-      return core::InvalidArgument("tls-client-ca: needs --tls-cert too");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  auto cert = ReadPem(config.tls_cert);
-  auto key = ReadPem(config.tls_key);
-  if (!cert || !key) {
-    return core::InvalidArgument(
-        "tls-cert/tls-key: both must name readable PEM files");
-  }
-  grpc::SslServerCredentialsOptions options;
-  options.pem_key_cert_pairs.push_back({*key, *cert});
-  if (!config.tls_client_ca.empty()) {
-    auto ca = ReadPem(config.tls_client_ca);
-    if (!ca) {
-      return core::InvalidArgument("tls-client-ca: cannot read " +
-                                   config.tls_client_ca);
-    }
-    options.pem_root_certs = *ca;
-    options.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
-  }
-  return grpc::SslServerCredentials(options);
-}
-
-// What one connection, and all of them, may make the daemon hold: streams,
-// gRPC's own buffers and threads, and pings that cut off a client that
-// stops reading (its parked answers are then released). Answers carrying
-// values are bounded by the service's ResponseBudget.
-void LimitTransport(const Config& config, grpc::ServerBuilder& builder) {
-  const auto as_int = [](int64_t v) {
-    return static_cast<int>(
-        std::min<int64_t>(v, std::numeric_limits<int>::max()));
-  };
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             as_int(config.max_streams_per_connection));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
-                             as_int(config.keepalive_time_ms));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
-                             as_int(config.keepalive_timeout_ms));
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // gRPC stops pinging after two pings without data by default; a stalled
-  // reader sends none, and must still be found out.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  if (config.max_connection_idle_ms > 0) {
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-                               as_int(config.max_connection_idle_ms));
-  }
-  grpc::ResourceQuota quota("dogpiled");
-  quota.Resize(static_cast<size_t>(config.grpc_memory_bytes));
-  quota.SetMaxThreads(as_int(config.grpc_max_threads));
-  builder.SetResourceQuota(quota);
-  std::vector<
-      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(service::MakeParseErrorInterceptorFactory());
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
 }
 
 // A tenant's quota at or above the daemon-wide cap lets one tenant fill
@@ -214,30 +124,14 @@ int RunDaemon(const Config& config) {
   // the value journal.
   const bool replicated = !config.peers.empty();
 #ifdef DOGPILED_HAVE_RAFT
-  std::vector<std::pair<uint64_t, std::string>> peers;
-  std::string raft_address;
+  ReplicaOptions replica_options;
   if (replicated) {
-    auto parsed = ParsePeers(config.peers);
-    if (!parsed.ok()) {
-      spdlog::critical("{}", parsed.status().message());
+    auto checked = ReplicaOptionsFrom(config);
+    if (!checked.ok()) {
+      spdlog::critical("{}", checked.status().message());
       return 1;
     }
-    peers = std::move(parsed.value());
-    for (const auto& [id, address] : peers) {
-      if (id == config.node_id) {
-        raft_address = address;
-      }
-    }
-    if (raft_address.empty()) {
-      spdlog::critical("node-id: {} is not one of --peers' ids (pass this "
-                       "member's id with --node-id)", config.node_id);
-      return 1;
-    }
-    if (config.state_dir.empty()) {
-      spdlog::critical("state-dir: a member of a replicated group keeps its "
-                       "Raft log there; it cannot be empty");
-      return 1;
-    }
+    replica_options = std::move(checked.value());
   }
 #else
   if (replicated) {
@@ -465,43 +359,13 @@ int RunDaemon(const Config& config) {
   // After the server (so it stops first) and the io_context it posts to.
   std::unique_ptr<Replica> replica;
   if (replicated) {
-    const std::string raft_dir = config.state_dir + "/raft";
-    std::error_code error;
-    std::filesystem::create_directories(raft_dir, error);
-    if (error) {
-      spdlog::critical("state-dir: cannot create {}: {}", raft_dir,
-                       error.message());
-      return 1;
-    }
-    ReplicaOptions ro;
-    ro.raft.id = config.node_id;
-    ro.raft.address = raft_address;
-    for (const auto& [id, address] : peers) {
-      ro.raft.members.emplace_back(id, address);
-    }
-    ro.raft.dir = raft_dir;
-    ro.raft.join = config.join;
-    ro.raft.election_timeout_ms =
-        static_cast<unsigned>(config.election_timeout_ms);
-    ro.raft.heartbeat_timeout_ms = static_cast<unsigned>(config.heartbeat_ms);
-    ro.raft.invalidation_horizon_ms =
-        static_cast<unsigned>(config.limits.invalidation_horizon_ms);
-    ro.client_address = config.advertise.empty()
-                            ? AdvertisedAddress(config.listen, port)
-                            : config.advertise;
-    ro.core = replica_core_options;
-    replica = std::make_unique<Replica>(std::move(ro), io, &*cores);
-    if (std::string failed = replica->Start(); !failed.empty()) {
-      spdlog::critical("cannot start replication under {}: {}", raft_dir,
-                       failed);
+    replica_options.core = replica_core_options;
+    replica = StartReplica(std::move(replica_options), config, port, io,
+                           &*cores);
+    if (!replica) {
       return 1;
     }
     admin.AttachGroup(replica.get());
-    spdlog::info("member {} of {} (raft on {}), clients told {}",
-                 config.node_id, config.peers, raft_address,
-                 config.advertise.empty()
-                     ? AdvertisedAddress(config.listen, port)
-                     : config.advertise);
   }
 #endif
   spdlog::info("dogpiled listening on {} (port {})", config.listen, port);
