@@ -371,8 +371,9 @@ void DogpileImpl::CallAbandon(RoleId role, const std::string& reason) {
   request.set_token(role.token);
   request.set_reason(reason);
   v1::AbandonResponse r;
-  // Best effort: if it fails the role ends at the creation timeout or with
-  // the session anyway.
+  // Best effort, its answer unused: if it fails the role ends at the
+  // creation timeout or with the session anyway, and a retry refused as
+  // already released (see ReleaseAnswer) did release it.
   session_->Call(&v1::Dogpile::Stub::Abandon, request, &r);
 }
 

@@ -135,4 +135,14 @@ Status FromGrpc(const grpc::Status& status) {
   return out;
 }
 
+Status ReleaseAnswer(Status status) {
+  const auto released = status.metadata().find("released");
+  if (status.code() == StatusCode::kFailedPrecondition &&
+      status.reason() == "NOT_HOLDER" &&
+      released != status.metadata().end() && released->second == "true") {
+    return Status();
+  }
+  return status;
+}
+
 }  // namespace dogpiled::internal

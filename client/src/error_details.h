@@ -17,4 +17,11 @@ namespace dogpiled::internal {
 // The one place gRPC statuses become SDK statuses.
 Status FromGrpc(const grpc::Status& status);
 
+// The answer to an Unlock or Abandon as the caller sees it: OK also when
+// the daemon refused it NOT_HOLDER with metadata "released" = "true",
+// because this session's own earlier call (whose answer was lost, then
+// retried) already released that token, so the release the caller asked
+// for happened. Any other NOT_HOLDER keeps its meaning: the grant was lost.
+Status ReleaseAnswer(Status status);
+
 }  // namespace dogpiled::internal

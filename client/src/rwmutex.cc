@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "src/error_details.h"
 #include "src/request_id.h"
 #include "src/rwmutex_impl.h"
 
@@ -93,7 +94,10 @@ Status RwMutexImpl::Unlock(uint64_t token) {
   request.set_session_id(session_id);
   request.set_token(token);
   v1::UnlockResponse r;
-  return session_->Call(&v1::RWMutex::Stub::Unlock, request, &r);
+  // Sent again after a lost answer (at a new leader), it may meet its own
+  // earlier release.
+  return ReleaseAnswer(
+      session_->Call(&v1::RWMutex::Stub::Unlock, request, &r));
 }
 
 bool RwMutexImpl::AcquireHeld(LockMode mode, bool wait) {

@@ -413,17 +413,27 @@ class Client:
                               request).created_time
 
     def _abandon(self, role, reason):
-        self._call_for(role, "Abandon", self._dogpile.Abandon,
-                       dogpile_pb2.AbandonRequest(
-                           registry=role.registry, key=key_bytes(role.key),
-                           session_id=role.session_id, token=role.token,
-                           reason=reason))
+        self._release(role, "Abandon", self._dogpile.Abandon,
+                      dogpile_pb2.AbandonRequest(
+                          registry=role.registry, key=key_bytes(role.key),
+                          session_id=role.session_id, token=role.token,
+                          reason=reason))
 
     def _unlock(self, grant):
-        self._call_for(grant, "Unlock", self._rwmutex.Unlock,
-                       rwmutex_pb2.UnlockRequest(
-                           registry=grant.registry, key=key_bytes(grant.key),
-                           session_id=grant.session_id, token=grant.token))
+        self._release(grant, "Unlock", self._rwmutex.Unlock,
+                      rwmutex_pb2.UnlockRequest(
+                          registry=grant.registry, key=key_bytes(grant.key),
+                          session_id=grant.session_id, token=grant.token))
+
+    def _release(self, grant, name, method, request):
+        """An Unlock or Abandon. Sent again after a lost answer (to a new
+        leader), it may be refused as a repeat of its own release, which
+        went through: that is success, not a lost grant."""
+        try:
+            self._call_for(grant, name, method, request)
+        except errors.RoleLost as e:
+            if not errors.released_before(e):
+                raise
 
     def _call_for(self, grant, name, method, request):
         """A call on a grant. A grant of a lost lease is refused here, never

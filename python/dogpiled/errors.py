@@ -90,6 +90,16 @@ def error_details(error):
     return reason, metadata, retry
 
 
+def released_before(error):
+    """Whether a refused Unlock or Abandon (a DogpiledError) repeated this
+    session's own earlier release of that token, which went through: a
+    retry after a lost answer. The daemon says so on NOT_HOLDER with
+    metadata "released" = "true"; the grant is released, as asked. Any
+    other NOT_HOLDER means the grant was lost."""
+    return (error.reason == "NOT_HOLDER"
+            and error.metadata.get("released") == "true")
+
+
 def from_rpc(error, what):
     """Turns a grpc.RpcError into the matching DogpiledError."""
     code = error.code()

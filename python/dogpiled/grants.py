@@ -38,7 +38,9 @@ class Role(_Grant):
         return self.client._publish(self, value, created_time)
 
     def abandon(self, reason=""):
-        """Gives the role to the next waiter; the previous value stays."""
+        """Gives the role to the next waiter; the previous value stays.
+        Raises RoleLost (or SessionLost) if the role was lost meanwhile; not
+        when a retry after a lost answer finds it abandoned by this call."""
         self.client._abandon(self, reason)
 
     def run(self, creator):
@@ -73,7 +75,8 @@ class LockGrant(_Grant):
 
     def release(self):
         """Releases the lock once; later calls do nothing. Raises RoleLost
-        or SessionLost if the daemon had already taken it away."""
+        or SessionLost if the daemon had already taken it away; not when a
+        retry after a lost answer finds it released by this call."""
         with self._lock:
             if self.released:
                 return

@@ -14,6 +14,7 @@ from dogpile.cache import make_region
 from dogpile.cache.api import NO_VALUE
 
 import dogpiled.cache
+from dogpiled.errors import _rpc_types
 
 SPAWN = multiprocessing.get_context("spawn")
 DOGPILED_BIN = os.environ.get("DOGPILED_BIN", os.path.join(
@@ -212,6 +213,18 @@ def region_commands(address, registry, key, commands, results):
         elif command == "get_or_create":
             results.put(region.get_or_create(key, creator))
     region.backend.close()
+
+
+def error_trailer(code, reason, metadata):
+    """The trailer a daemon's refusal carries: a google.rpc.Status with an
+    ErrorInfo of `reason` and `metadata` (for fake daemons)."""
+    status_cls, info_cls, _ = _rpc_types()
+    status = status_cls(code=code.value[0])
+    detail = status.details.add()
+    detail.type_url = "type.googleapis.com/google.rpc.ErrorInfo"
+    detail.value = info_cls(reason=reason, domain="dogpiled",
+                            metadata=metadata).SerializeToString()
+    return (("grpc-status-details-bin", status.SerializeToString()),)
 
 
 def eventually(condition, timeout=5.0):

@@ -1,6 +1,7 @@
 """Structured errors: every refusal carries ErrorInfo's reason and metadata
 (and RetryInfo for caps), read into DogpiledError's fields; Acquire and Lock
-send a request_id and retry UNAVAILABLE with it."""
+send a request_id and retry UNAVAILABLE with it; an Unlock retried into its
+own release counts as released."""
 import concurrent.futures
 import threading
 
@@ -10,7 +11,8 @@ import pytest
 import dogpiled
 import support
 from dogpiled.v1 import (dogpile_pb2, dogpile_pb2_grpc, errors_pb2,
-                         sessions_pb2, sessions_pb2_grpc)
+                         rwmutex_pb2, rwmutex_pb2_grpc, sessions_pb2,
+                         sessions_pb2_grpc)
 
 MIB = 1 << 20
 
@@ -48,6 +50,24 @@ def test_lost_role_is_not_holder(clients, registry):
     assert refused.value.reason == "NOT_HOLDER"
     assert refused.value.metadata == {"field": "token",
                                       "token": str(role.token)}
+
+
+def test_a_repeated_unlock_is_refused_marked_released(daemon, clients,
+                                                     registry):
+    client = clients()
+    grant = client.write_lock(registry, "k", timeout=0)
+    grant.release()
+    again = rwmutex_pb2.UnlockRequest(registry=registry, key=b"k",
+                                      session_id=grant.session_id,
+                                      token=grant.token)
+    with grpc.insecure_channel(daemon.address) as channel:
+        with pytest.raises(grpc.RpcError) as refused:
+            rwmutex_pb2_grpc.RWMutexStub(channel).Unlock(again, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert dogpiled.errors.error_details(refused.value)[:2] == (
+        "NOT_HOLDER", {"field": "token", "token": str(grant.token),
+                       "released": "true"})
+    client._unlock(grant)  # the SDK sending it again: released, no error
 
 
 def test_caps_carry_retry_info(tmp_path, registry):
@@ -119,14 +139,37 @@ class _FlakyDogpile(dogpile_pb2_grpc.DogpileServicer):
             outcome=dogpile_pb2.AcquireResponse.OUTCOME_CREATE, token=42)
 
 
+class _ScriptedRWMutex(rwmutex_pb2_grpc.RWMutexServicer):
+    """Grants a write lock (token 5); answers the Unlocks with `answers` in
+    turn, each a (code, reason, metadata) refusal, then OK."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.unlocks = []
+
+    def Lock(self, request, context):
+        return rwmutex_pb2.LockResponse(acquired=True, token=5)
+
+    def Unlock(self, request, context):
+        self.unlocks.append(request)
+        if self.answers:
+            code, reason, metadata = self.answers.pop(0)
+            context.set_trailing_metadata(
+                support.error_trailer(code, reason, metadata))
+            context.abort(code, reason)
+        return rwmutex_pb2.UnlockResponse()
+
+
 @pytest.fixture
 def fake_daemon():
     servers = []
 
-    def start(dogpile):
+    def start(dogpile, rwmutex=None):
         server = grpc.server(concurrent.futures.ThreadPoolExecutor(4))
         sessions_pb2_grpc.add_SessionsServicer_to_server(_Sessions(), server)
         dogpile_pb2_grpc.add_DogpileServicer_to_server(dogpile, server)
+        if rwmutex is not None:
+            rwmutex_pb2_grpc.add_RWMutexServicer_to_server(rwmutex, server)
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         servers.append(server)
@@ -161,3 +204,27 @@ def test_each_call_has_its_own_request_id(fake_daemon):
         client.acquire("r", "k")
         client.acquire("r", "k")
     assert len(set(dogpile.request_ids)) == 2
+
+
+def test_an_unlock_retried_after_a_lost_answer_is_released(fake_daemon):
+    # The first answer is lost as its leader steps down (UNAVAILABLE,
+    # NOT_LEADER); the retry meets the release the first attempt made.
+    rwmutex = _ScriptedRWMutex([
+        (grpc.StatusCode.UNAVAILABLE, "NOT_LEADER", {}),
+        (grpc.StatusCode.FAILED_PRECONDITION, "NOT_HOLDER",
+         {"field": "token", "token": "5", "released": "true"})])
+    with dogpiled.Client(fake_daemon(_FlakyDogpile(0), rwmutex)) as client:
+        client.write_lock("r", "k", timeout=0).release()
+    assert len(rwmutex.unlocks) == 2
+    assert rwmutex.unlocks[0] == rwmutex.unlocks[1]
+
+
+def test_any_other_not_holder_still_means_the_lock_was_lost(fake_daemon):
+    rwmutex = _ScriptedRWMutex([
+        (grpc.StatusCode.FAILED_PRECONDITION, "NOT_HOLDER",
+         {"field": "token", "token": "5"})])
+    with dogpiled.Client(fake_daemon(_FlakyDogpile(0), rwmutex)) as client:
+        grant = client.write_lock("r", "k", timeout=0)
+        with pytest.raises(dogpiled.RoleLost) as refused:
+            grant.release()
+    assert refused.value.reason == "NOT_HOLDER"

@@ -200,8 +200,9 @@ class Coordinator {
                                         size_t value_hash) DP_REQUIRES(mu_);
   void RememberPublish(const PublishRequest& request, size_t value_hash,
                        double created_time) DP_REQUIRES(mu_);
-  // Idempotent Unlock (is_lock) and Abandon: whether this session's own
-  // call released `token` on this key lately.
+  // A repeated Unlock (is_lock) or Abandon: whether this session's own
+  // call released `token` on this key lately (its NOT_HOLDER then says
+  // "released").
   bool ReleasedBefore(const Session& session, const std::string& registry,
                       const std::string& key, Token token,
                       bool is_lock) const DP_REQUIRES(mu_);
@@ -268,8 +269,9 @@ class Coordinator {
                       AcquireResult& result) DP_REQUIRES(mu_);
   // Why a grant ends, for its release record: a Publish (a lock-only
   // one's stamp goes with it), its holder's own Abandon or Unlock (the
-  // session remembers it, so a retry is answered OK), or anything else (a
-  // timeout, an invalidation, its session's end, an undelivered answer).
+  // session remembers it, so a retry's NOT_HOLDER says it was released),
+  // or anything else (a timeout, an invalidation, its session's end, an
+  // undelivered answer).
   enum class Ending { kOther, kPublished, kByHolder };
   void ReleaseCreator(Entry& entry, Ending why = Ending::kOther)
       DP_REQUIRES(mu_);

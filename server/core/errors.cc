@@ -1,6 +1,21 @@
 #include "core/errors.h"
 
+#include <algorithm>
+
 namespace dogpiled::core {
+namespace {
+
+Status MakeNotHolder(uint64_t token, std::string message, bool released) {
+  Status::Metadata metadata = {{std::string(kFieldKey), "token"},
+                               {"token", std::to_string(token)}};
+  if (released) {
+    metadata.emplace_back(std::string(kReleasedKey), "true");
+  }
+  return FailedPrecondition(std::move(message))
+      .WithReason(std::string(reason::kNotHolder), std::move(metadata));
+}
+
+}  // namespace
 
 Status FieldInvalid(std::string_view field, std::string_view what) {
   return InvalidArgument(std::string(field) + ": " + std::string(what))
@@ -44,10 +59,24 @@ Status SessionNotFound(uint64_t session_id) {
 }
 
 Status NotHolder(uint64_t token, std::string message) {
-  return FailedPrecondition(std::move(message))
-      .WithReason(std::string(reason::kNotHolder),
-                  {{std::string(kFieldKey), "token"},
-                   {"token", std::to_string(token)}});
+  return MakeNotHolder(token, std::move(message), /*released=*/false);
+}
+
+Status AlreadyReleased(uint64_t token, std::string_view call) {
+  return MakeNotHolder(token,
+                       "token: this session's own earlier " +
+                           std::string(call) + " of token " +
+                           std::to_string(token) +
+                           " already released it; nothing changed",
+                       /*released=*/true);
+}
+
+bool MarkedReleased(const Status& status) {
+  return std::any_of(status.metadata().begin(), status.metadata().end(),
+                     [](const auto& entry) {
+                       return entry.first == kReleasedKey &&
+                              entry.second == "true";
+                     });
 }
 
 }  // namespace dogpiled::core

@@ -4,7 +4,8 @@
 // DOGPILED_ERROR_REASONS is the one list in C++. The proto lists the same
 // names as enum dogpiled.v1.ErrorReason, so other languages have them; a
 // service test checks the two agree, value for value. Metadata keys: "field"
-// names the request field at fault, "limit" the bound that was hit, and
+// names the request field at fault, "limit" the bound that was hit,
+// "released" marks a NOT_HOLDER for a release already made, and
 // kRetryDelayMs (never shown to clients as metadata) becomes
 // google.rpc.RetryInfo.
 //
@@ -72,6 +73,9 @@ inline constexpr std::array kAll = {
 // Metadata keys.
 inline constexpr std::string_view kFieldKey = "field";
 inline constexpr std::string_view kLimitKey = "limit";
+// On NOT_HOLDER, "true": this session's own earlier Unlock or Abandon of
+// that token released it (the SDKs count the refusal as released).
+inline constexpr std::string_view kReleasedKey = "released";
 // Carried as metadata inside the core; the service layer turns it into
 // google.rpc.RetryInfo.
 inline constexpr std::string_view kRetryDelayMs = "retry_delay_ms";
@@ -93,5 +97,11 @@ Status SessionNotFound(uint64_t session_id, std::string_view what);
 Status SessionNotFound(uint64_t session_id);
 // FAILED_PRECONDITION, NOT_HOLDER; `message` is the whole text.
 Status NotHolder(uint64_t token, std::string message);
+// The same NOT_HOLDER for a repeat of this session's own `call` ("Unlock"
+// or "Abandon") of `token`, which already released it, with "released" =
+// "true" in its metadata.
+Status AlreadyReleased(uint64_t token, std::string_view call);
+// Whether `status` is such a NOT_HOLDER (its metadata says "released").
+bool MarkedReleased(const Status& status);
 
 }  // namespace dogpiled::core

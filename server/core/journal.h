@@ -54,8 +54,8 @@ struct PersistedPublish {
 };
 
 // An Unlock or Abandon a session made lately: a retry of it (same token,
-// key and kind) is answered OK again, here or at a new leader, instead of
-// NOT_HOLDER for the grant it gave up.
+// key and kind), here or at a new leader, is refused NOT_HOLDER with
+// "released" = "true", which the SDKs count as released.
 struct PersistedHolderRelease {
   Token token = 0;
   GrantKind kind = GrantKind::kCreator;  // of the grant it released
@@ -102,7 +102,7 @@ struct PersistedRelease {
   std::optional<double> lock_only_created_time;
   // Released by its holder's own Unlock or Abandon (not by a Publish, a
   // timeout, an invalidation or its session's end): a retry of that call
-  // is answered OK.
+  // is told that it released the grant.
   bool by_holder = false;
 };
 

@@ -142,7 +142,8 @@ void Coordinator::RestoreSessions(const PersistedState& state) {
                                 {TimerTarget::Kind::kSession, s.id, {}, {}});
     AddDeadline(session.deadline_ms);
     // A Publish, Unlock or Abandon answered by the old leader, or lost with
-    // it, may be sent again here: it must be answered again, not refused.
+    // it, may be sent again here: a Publish must be answered again, and a
+    // release refused as one this session already made.
     for (const PersistedPublish& p : s.recent_publishes) {
       RememberPublish(PublishRequest{p.registry, p.key, s.id, p.token, {},
                                      std::nullopt},

@@ -128,13 +128,14 @@ Status Coordinator::Abandon(const AbandonRequest& request) {
   if (session == nullptr) {
     return SessionNotFound(request.session_id);
   }
-  if (ReleasedBefore(*session, request.registry, request.key, request.token,
-                     /*is_lock=*/false)) {
-    return {};  // a retry of an Abandon whose answer was lost
-  }
   StatusOr<Entry*> held = HeldCreator(request.registry, request.key,
                                       request.session_id, request.token);
   if (!held.ok()) {
+    if (ReleasedBefore(*session, request.registry, request.key, request.token,
+                       /*is_lock=*/false)) {
+      // A retry after a lost answer (counted as a fencing rejection).
+      return AlreadyReleased(request.token, "Abandon");
+    }
     return held.status();
   }
   Entry* entry = held.value();

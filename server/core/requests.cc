@@ -1,9 +1,10 @@
 // Retries are safe; re-entry is not (semantics.md section 2). A call that
 // carries a request_id is remembered while it is parked or holds its grant,
 // so a retry after a lost answer gets that grant again, or takes the parked
-// call's place in line, instead of queueing behind itself. Publish, Unlock
-// and Abandon retries are answered from the session's last few accepted
-// ones.
+// call's place in line, instead of queueing behind itself. Publish retries
+// are answered from the session's last few accepted ones; Unlock and
+// Abandon retries are refused NOT_HOLDER, marked "released" when they
+// repeat one of the session's last few.
 #include <algorithm>
 #include <deque>
 #include <functional>

@@ -180,14 +180,14 @@ Status Coordinator::Unlock(const std::string& registry,
   if (session == nullptr) {
     return SessionNotFound(session_id);
   }
-  if (ReleasedBefore(*session, registry, key, token, /*is_lock=*/true)) {
-    return {};  // a retry of an Unlock whose answer was lost
-  }
   Entry* entry = FindEntry(registry, key);
   auto held = session->locks.find(token);
   if (entry == nullptr || held == session->locks.end() ||
       held->second != entry) {
     ++stats_.fencing_rejections;
+    if (ReleasedBefore(*session, registry, key, token, /*is_lock=*/true)) {
+      return AlreadyReleased(token, "Unlock");  // a retry after a lost answer
+    }
     return NotHolder(token, "token: this session holds no lock with token " +
                                  std::to_string(token) + " on this key");
   }

@@ -78,8 +78,9 @@ struct Session {
   };
   std::deque<Published> recent_publishes;
   // The last few Unlocks and Abandons it made, so a retry of one (same
-  // token, registry, key and kind) answers OK again. Tokens are never
-  // handed out twice, so answering one never touches a later grant.
+  // token, registry, key and kind) is refused NOT_HOLDER with "released",
+  // which the SDKs count as released. Tokens are never handed out twice,
+  // so a retry never touches a later grant.
   struct Released {
     Token token = 0;
     size_t name_hash = 0;

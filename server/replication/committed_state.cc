@@ -216,7 +216,7 @@ void CommittedState::Released(const core::PersistedRelease& release) {
     RememberPublish(release.token, std::hash<std::string>()(""),
                     *release.lock_only_created_time);
   }
-  // Released by its holder's own call: a retry of it is answered OK.
+  // Released by its holder's own call: a retry of it is told so.
   PersistedSession* holder = HolderOf(it->second);
   if (release.by_holder && holder != nullptr) {
     KeepNewest(holder->recent_releases,

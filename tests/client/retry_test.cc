@@ -4,18 +4,24 @@
 // against a fake daemon: a generic gRPC service that answers Open, fails
 // the first Acquires with UNAVAILABLE, and records the request bytes.
 // (Generic, because generated dogpiled.v1 code in this binary would clash
-// with the copy inside the SDK's library in protobuf's global pool.)
+// with the copy inside the SDK's library in protobuf's global pool.) The
+// fake also grants a lock and answers its Unlocks as scripted, so an
+// Unlock whose answer was lost can be retried into its own release.
 #include <gtest/gtest.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dogpiled/client.h"
 #include "dogpiled/dogpile.h"
+#include "dogpiled/rwmutex.h"
 #include "dogpiled/session.h"
 
 namespace dogpiled {
@@ -27,14 +33,50 @@ namespace {
 const std::string kOpenResponse("\x08\x07\x10\xe0\xd4\x03", 6);
 // AcquireResponse{outcome: OUTCOME_FRESH, has_value: true, value: "v"}
 const std::string kFreshResponse("\x08\x01\x10\x01\x1a\x01v", 7);
+// LockResponse{acquired: true, token: 5}
+const std::string kLockResponse("\x08\x01\x10\x05", 4);
+
+// A length-delimited protobuf field, by hand as above.
+std::string Field(int number, const std::string& bytes) {
+  std::string out(1, static_cast<char>(number << 3 | 2));
+  size_t size = bytes.size();
+  do {
+    const char low = static_cast<char>(size & 0x7f);
+    size >>= 7;
+    out += size != 0 ? static_cast<char>(low | 0x80) : low;
+  } while (size != 0);
+  return out + bytes;
+}
+
+// A refusal as the daemon sends it: its google.rpc.Status{code, details:
+// [ErrorInfo{reason, domain, metadata}]} in grpc-status-details-bin.
+grpc::Status Refusal(grpc::StatusCode code, const std::string& reason,
+                     const std::map<std::string, std::string>& metadata) {
+  std::string info = Field(1, reason) + Field(2, "dogpiled");
+  for (const auto& [key, value] : metadata) {
+    info += Field(3, Field(1, key) + Field(2, value));
+  }
+  const std::string details =
+      std::string{'\x08', static_cast<char>(code)} +
+      Field(3, Field(1, "type.googleapis.com/google.rpc.ErrorInfo") +
+                   Field(2, info));
+  return grpc::Status(code, reason, details);
+}
 
 class FakeDaemon final : public grpc::CallbackGenericService {
  public:
-  explicit FakeDaemon(int failures) : failures_(failures) {}
+  // Unlocks get `unlock_answers` in turn, then OK.
+  explicit FakeDaemon(int failures,
+                      std::deque<grpc::Status> unlock_answers = {})
+      : failures_(failures), unlock_answers_(std::move(unlock_answers)) {}
 
   std::vector<std::string> acquires() {
     std::lock_guard<std::mutex> lock(mu_);
     return acquires_;
+  }
+  std::vector<std::string> unlocks() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return unlocks_;
   }
 
   grpc::ServerGenericBidiReactor* CreateReactor(
@@ -69,6 +111,14 @@ class FakeDaemon final : public grpc::CallbackGenericService {
           return;
         }
         answer = kFreshResponse;
+      } else if (method_ == "/dogpiled.v1.RWMutex/Lock") {
+        answer = kLockResponse;
+      } else if (method_ == "/dogpiled.v1.RWMutex/Unlock") {
+        const grpc::Status status = fake_->RecordUnlock(Bytes(request_));
+        if (!status.ok()) {
+          Finish(status);
+          return;
+        }
       } else if (method_ != "/dogpiled.v1.Sessions/Close") {
         Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, method_));
         return;
@@ -104,15 +154,29 @@ class FakeDaemon final : public grpc::CallbackGenericService {
     return static_cast<int>(acquires_.size()) > failures_;
   }
 
+  // Records an Unlock; its scripted answer.
+  grpc::Status RecordUnlock(std::string bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unlocks_.push_back(std::move(bytes));
+    if (unlock_answers_.empty()) {
+      return grpc::Status::OK;
+    }
+    grpc::Status answer = unlock_answers_.front();
+    unlock_answers_.pop_front();
+    return answer;
+  }
+
   const int failures_;
   std::mutex mu_;
-  std::vector<std::string> acquires_;  // guarded by mu_
+  std::vector<std::string> acquires_;        // guarded by mu_
+  std::deque<grpc::Status> unlock_answers_;  // guarded by mu_
+  std::vector<std::string> unlocks_;         // guarded by mu_
 };
 
 class RetryTest : public ::testing::Test {
  protected:
-  void Serve(int failures) {
-    fake_ = std::make_unique<FakeDaemon>(failures);
+  void Serve(int failures, std::deque<grpc::Status> unlock_answers = {}) {
+    fake_ = std::make_unique<FakeDaemon>(failures, std::move(unlock_answers));
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
@@ -164,6 +228,39 @@ TEST_F(RetryTest, RetriesAreBounded) {
     EXPECT_EQ(e.status().code(), StatusCode::kUnavailable);
   }
   EXPECT_EQ(fake_->acquires().size(), 4u);
+}
+
+// The answer to an Unlock was lost (here: the member stopped leading as it
+// answered), so the SDK sends it again, unchanged; the retry meets the
+// release its first attempt made, which the daemon refuses NOT_HOLDER
+// marked "released". The lock is released, as the caller asked: OK.
+TEST_F(RetryTest, AnUnlockRetriedAfterALostAnswerReturnsOk) {
+  Serve(/*failures=*/0,
+        {Refusal(grpc::StatusCode::UNAVAILABLE, "NOT_LEADER", {}),
+         Refusal(grpc::StatusCode::FAILED_PRECONDITION, "NOT_HOLDER",
+                 {{"field", "token"}, {"token", "5"}, {"released", "true"}})});
+  Session session = Session::Open(*client_).value();
+  ReadWriteMutex mutex(session, "r", "k");
+  ASSERT_TRUE(mutex.acquire_write_lock(false));
+  const Status released = mutex.release_write_lock();
+  EXPECT_TRUE(released.ok()) << released.ToString();
+  const std::vector<std::string> seen = fake_->unlocks();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], seen[1]);
+}
+
+// Any other NOT_HOLDER still says the lock was lost.
+TEST_F(RetryTest, AnUnlockOfALostLockIsStillRefused) {
+  Serve(/*failures=*/0,
+        {Refusal(grpc::StatusCode::FAILED_PRECONDITION, "NOT_HOLDER",
+                 {{"field", "token"}, {"token", "5"}})});
+  Session session = Session::Open(*client_).value();
+  ReadWriteMutex mutex(session, "r", "k");
+  ASSERT_TRUE(mutex.acquire_write_lock(false));
+  const Status released = mutex.release_write_lock();
+  EXPECT_EQ(released.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(released.reason(), "NOT_HOLDER");
+  EXPECT_EQ(fake_->unlocks().size(), 1u);
 }
 
 }  // namespace

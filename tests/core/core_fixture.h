@@ -10,8 +10,24 @@
 #include <vector>
 
 #include "core/coordinator.h"
+#include "core/errors.h"
 
 namespace dogpiled::core {
+
+// An Unlock or Abandon refused FAILED_PRECONDITION NOT_HOLDER, with
+// "released" = "true" (a repeat of this session's own release) or without.
+inline testing::AssertionResult RefusedNotHolder(const Status& s,
+                                                 bool released) {
+  const bool marked = MarkedReleased(s);
+  if (s.code() == Code::kFailedPrecondition && s.reason() == "NOT_HOLDER" &&
+      marked == released) {
+    return testing::AssertionSuccess();
+  }
+  return testing::AssertionFailure()
+         << "code " << static_cast<int>(s.code()) << ", reason '"
+         << s.reason() << "', released " << (marked ? "true" : "absent")
+         << ": " << s.message();
+}
 
 template <typename T>
 struct Captured {

@@ -1,6 +1,7 @@
 // Retries are safe; re-entry is not (semantics.md section 2): request ids,
-// idempotent Publish, Unlock and Abandon, and grants whose answer never
-// left.
+// idempotent Publish, repeated Unlock and Abandon, and grants whose answer
+// never left.
+#include <string>
 #include <vector>
 
 #include "tests/core/core_fixture.h"
@@ -110,9 +111,10 @@ TEST_F(CoreTest, RetriedPublishAnswersOkWithTheSameCreatedTime) {
 }
 
 // The answer to an Unlock or Abandon was lost: the same call again is
-// answered OK, as the release it asks for happened, and never takes away
-// what the release let another session have.
-TEST_F(CoreTest, RetriedUnlockAndAbandonAnswerOkAndReleaseNothingElse) {
+// refused NOT_HOLDER as the contract says, marked "released" (the SDKs
+// count it as released), and never takes away what the release let
+// another session have.
+TEST_F(CoreTest, RetriedUnlockAndAbandonAreRefusedAsReleasedAndChangeNothing) {
   SessionId a = Open();
   SessionId b = Open();
   Token lock = Lock(a, LockMode::kWrite)->result->token;
@@ -125,19 +127,25 @@ TEST_F(CoreTest, RetriedUnlockAndAbandonAnswerOkAndReleaseNothingElse) {
   ASSERT_TRUE(next_creator->done);
   ASSERT_EQ(next_creator->result->outcome, Outcome::kCreate);
 
-  EXPECT_TRUE(core_->Unlock("reg", "k", a, lock).ok());
-  EXPECT_TRUE(Abandon(a, role, "j").ok());
+  const Status unlocked = core_->Unlock("reg", "k", a, lock);
+  EXPECT_TRUE(RefusedNotHolder(unlocked, /*released=*/true));
+  EXPECT_EQ(unlocked.metadata(),
+            (Status::Metadata{{"field", "token"},
+                              {"token", std::to_string(lock)},
+                              {"released", "true"}}));
+  EXPECT_TRUE(RefusedNotHolder(Abandon(a, role, "j"), /*released=*/true));
   EXPECT_EQ(core_->GetStats().abandons, 1u);
-  EXPECT_EQ(core_->GetStats().fencing_rejections, 0u);
+  // Refusals, as every release of what the session does not hold.
+  EXPECT_EQ(core_->GetStats().fencing_rejections, 2u);
   // The token is no proof for another session or key, nor for the other
   // kind of release.
-  EXPECT_EQ(core_->Unlock("reg", "k", b, lock).code(),
-            Code::kFailedPrecondition);
-  EXPECT_EQ(core_->Unlock("reg", "other", a, lock).code(),
-            Code::kFailedPrecondition);
-  EXPECT_EQ(Abandon(a, lock, "k").code(), Code::kFailedPrecondition);
-  EXPECT_EQ(core_->Unlock("reg", "j", a, role).code(),
-            Code::kFailedPrecondition);
+  EXPECT_TRUE(RefusedNotHolder(core_->Unlock("reg", "k", b, lock),
+                               /*released=*/false));
+  EXPECT_TRUE(RefusedNotHolder(core_->Unlock("reg", "other", a, lock),
+                               /*released=*/false));
+  EXPECT_TRUE(RefusedNotHolder(Abandon(a, lock, "k"), /*released=*/false));
+  EXPECT_TRUE(RefusedNotHolder(core_->Unlock("reg", "j", a, role),
+                               /*released=*/false));
   // What the releases handed on is still b's.
   EXPECT_FALSE(Lock(Open(), LockMode::kRead)->result->acquired);
   EXPECT_TRUE(Publish(b, next_creator->result->token, "v", "j").ok());
@@ -152,9 +160,10 @@ TEST_F(CoreTest, ASessionRemembersItsLastEightReleases) {
     unlocked.push_back(Lock(a, LockMode::kWrite)->result->token);
     ASSERT_TRUE(core_->Unlock("reg", "k", a, unlocked.back()).ok());
   }
-  EXPECT_EQ(core_->Unlock("reg", "k", a, unlocked[0]).code(),
-            Code::kFailedPrecondition);
-  EXPECT_TRUE(core_->Unlock("reg", "k", a, unlocked[1]).ok());
+  EXPECT_TRUE(RefusedNotHolder(core_->Unlock("reg", "k", a, unlocked[0]),
+                               /*released=*/false));
+  EXPECT_TRUE(RefusedNotHolder(core_->Unlock("reg", "k", a, unlocked[1]),
+                               /*released=*/true));
 }
 
 TEST_F(CoreTest, UndeliveredGrantIsReleasedAndTheNextWaiterServed) {

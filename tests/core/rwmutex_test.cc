@@ -123,7 +123,7 @@ TEST_F(CoreTest, UnlockOfLockNotHeldIsFailedPrecondition) {
   EXPECT_EQ(core_->Unlock("reg", "other", a, t).code(),
             Code::kFailedPrecondition);
   ASSERT_TRUE(core_->Unlock("reg", "k", a, t).ok());
-  // The same Unlock again is a retry, answered OK (requests_test.cc).
+  EXPECT_EQ(core_->Unlock("reg", "k", a, t).code(), Code::kFailedPrecondition);
   EXPECT_EQ(core_->GetStats().entries, 0u);
 }
 

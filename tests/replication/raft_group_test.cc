@@ -291,10 +291,11 @@ TEST_F(RaftGroupTest, AReplicaThatMissedMuchCatchesUpFromASnapshot) {
             states_[Leader()]->Invalidations().size());
 }
 
-// What answers a retried Publish, Unlock or Abandon travels in snapshots
-// too: a replica that caught up from one answers, once it leads, the
-// retries of calls whose answers the old leader lost.
-TEST_F(RaftGroupTest, ALeaderThatInstalledASnapshotAnswersRetriedCalls) {
+// What recognizes a retried Publish, Unlock or Abandon travels in snapshots
+// too: a replica that caught up from one, once it leads, answers a retried
+// Publish whose answer the old leader lost, and refuses a retried release
+// NOT_HOLDER marked "released".
+TEST_F(RaftGroupTest, ALeaderThatInstalledASnapshotRecognizesRetriedCalls) {
   const unsigned lagging = (Leader() + 1) % kServers;
   raft_fixture_kill(&f_, lagging);
   SessionId s = Open();
@@ -326,10 +327,10 @@ TEST_F(RaftGroupTest, ALeaderThatInstalledASnapshotAnswersRetriedCalls) {
   const core::StatusOr<double> again = core_->Publish(publish);
   ASSERT_TRUE(again.ok()) << again.status().message();
   EXPECT_EQ(again.value(), published.value());
-  const core::Status unlocked = core_->Unlock("reg", "m", s, lock);
-  EXPECT_TRUE(unlocked.ok()) << unlocked.message();
-  const core::Status abandoned = Abandon(s, role, "j");
-  EXPECT_TRUE(abandoned.ok()) << abandoned.message();
+  EXPECT_TRUE(core::RefusedNotHolder(core_->Unlock("reg", "m", s, lock),
+                                     /*released=*/true));
+  EXPECT_TRUE(
+      core::RefusedNotHolder(Abandon(s, role, "j"), /*released=*/true));
 }
 
 }  // namespace

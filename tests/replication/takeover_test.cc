@@ -88,10 +88,11 @@ TEST_F(ReplicaTest, APublishRetriedAtTheNewLeaderIsAnsweredAgain) {
   ExpectSame();
 }
 
-// Likewise an Unlock or an Abandon the old leader committed: sent again
-// to the new leader, it is answered OK (the release happened), and what
-// the release handed on stays with the session that got it.
-TEST_F(ReplicaTest, AnUnlockOrAbandonRetriedAtTheNewLeaderIsAnsweredAgain) {
+// An Unlock or an Abandon the old leader committed, sent again to the new
+// leader, is refused NOT_HOLDER as on a single node, marked "released" (it
+// was this session's own release, so the SDKs count it as released), and
+// what the release handed on stays with the session that got it.
+TEST_F(ReplicaTest, AnUnlockOrAbandonRetriedAtTheNewLeaderIsMarkedReleased) {
   SessionId a = Open();
   SessionId b = Open();
   const core::Token lock = Lock(a, LockMode::kWrite, 0, "m")->result->token;
@@ -102,14 +103,16 @@ TEST_F(ReplicaTest, AnUnlockOrAbandonRetriedAtTheNewLeaderIsAnsweredAgain) {
   ASSERT_TRUE(next_writer->done && next_writer->result->acquired);
 
   Promote();
-  core::Status unlocked = core_->Unlock("reg", "m", a, lock);
-  EXPECT_TRUE(unlocked.ok()) << unlocked.message();
-  core::Status abandoned = Abandon(a, role);
-  EXPECT_TRUE(abandoned.ok()) << abandoned.message();
+  EXPECT_TRUE(core::RefusedNotHolder(core_->Unlock("reg", "m", a, lock),
+                                     /*released=*/true));
+  EXPECT_TRUE(core::RefusedNotHolder(Abandon(a, role), /*released=*/true));
   // Not a retry: another session's, or the other kind of release.
-  EXPECT_FALSE(core_->Unlock("reg", "m", b, lock).ok());
-  EXPECT_FALSE(Abandon(a, lock, "m").ok());
-  EXPECT_FALSE(core_->Unlock("reg", "k", a, role).ok());
+  EXPECT_TRUE(core::RefusedNotHolder(core_->Unlock("reg", "m", b, lock),
+                                     /*released=*/false));
+  EXPECT_TRUE(core::RefusedNotHolder(Abandon(a, lock, "m"),
+                                     /*released=*/false));
+  EXPECT_TRUE(core::RefusedNotHolder(core_->Unlock("reg", "k", a, role),
+                                     /*released=*/false));
   EXPECT_FALSE(Lock(Open(), LockMode::kRead, 0, "m")->result->acquired);
   ExpectSame();
 }

@@ -55,7 +55,8 @@ class DOGPILED_EXPORT ReadWriteMutex {
   bool acquire_read_lock(bool wait = true);
   bool acquire_write_lock(bool wait = true);
   // FAILED_PRECONDITION if this handle holds no such lock; NOT_FOUND if the
-  // session ended (the lock is gone anyway).
+  // session ended (the lock is gone anyway). OK when the release, sent
+  // again after a lost answer, finds the lock released by its first try.
   Status release_read_lock();
   Status release_write_lock();
 
