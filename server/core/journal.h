@@ -45,11 +45,15 @@ inline constexpr size_t kRecentPerSession = 8;
 // A Publish a session made lately: a retry of it (same token, key and
 // value) at a new leader is answered again, not refused for the role it
 // gave up.
+// The value hash of a remembered lock-only publish: it stored no value,
+// so a retry with any value matches.
+inline constexpr size_t kAnyValue = 0;
+
 struct PersistedPublish {
   Token token = 0;
   std::string registry;
   std::string key;
-  size_t value_hash = 0;  // std::hash of the value (of "" when lock-only)
+  size_t value_hash = 0;  // std::hash of the value; kAnyValue: lock-only
   double created_time = 0;
 };
 

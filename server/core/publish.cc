@@ -77,7 +77,10 @@ StatusOr<double> Coordinator::Publish(const PublishRequest& request,
     }
     StoreValue(*entry, request.value, created, creator.token, tenant);
   }
-  RememberPublish(request, value_hash, created);
+  // A lock-only publish stores no value, and the log keeps none for a new
+  // leader to hash: its retry is known by token and key alone.
+  RememberPublish(request, creator.lock_only ? kAnyValue : value_hash,
+                  created);
   const double took = static_cast<double>(clock_->NowMs() - creator.granted_ms);
   entry->creation_ms =
       entry->creation_ms

@@ -178,7 +178,7 @@ std::optional<double> Coordinator::PublishedBefore(
   const size_t name = NameHash(request.registry, request.key);
   for (const Session::Published& p : session->recent_publishes) {
     if (p.token == request.token && p.name_hash == name &&
-        p.value_hash == value_hash) {
+        (p.value_hash == value_hash || p.value_hash == kAnyValue)) {
       return p.created_time;
     }
   }

@@ -213,7 +213,7 @@ void CommittedState::Released(const core::PersistedRelease& release) {
     lock_only_[{it->second.registry, it->second.key}] = {
         it->second.registry, it->second.key, release.token,
         *release.lock_only_created_time};
-    RememberPublish(release.token, std::hash<std::string>()(""),
+    RememberPublish(release.token, core::kAnyValue,
                     *release.lock_only_created_time);
   }
   // Released by its holder's own call: a retry of it is told so.

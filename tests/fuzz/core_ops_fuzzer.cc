@@ -164,8 +164,10 @@ class Harness {
     auto call = NewCall();
     const std::string key = r.key;
     const core::SessionId session = r.session_id;
+    const bool lock_only = r.client_created_time.has_value();
     call->wait_id = core_->Acquire(
-        r, [this, call, key, session](core::StatusOr<core::AcquireResult> got) {
+        r, [this, call, key, session,
+            lock_only](core::StatusOr<core::AcquireResult> got) {
           ++call->answers;
           if (trace_) {
             std::fprintf(stderr, "  acquire %s s=%llu -> %s outcome=%d token=%llu\n",
@@ -178,6 +180,9 @@ class Harness {
             SawToken(got->token);
             creators_[key] = {session, got->token};
             create_log_.push_back({key, session, got->token});
+            if (lock_only) {
+              lock_only_tokens_.insert(got->token);
+            }
           }
         });
   }
@@ -215,8 +220,11 @@ class Harness {
         const auto& [k, s, t] = create_log_[i];
         granted_within |= k == key && s == p.session_id && t == p.token;
       }
-      const auto publish = std::make_tuple(key, p.session_id, p.token,
-                                           p.value.str());
+      // A lock-only role stores no value: its retry is known without one.
+      const auto publish = std::make_tuple(
+          key, p.session_id, p.token,
+          lock_only_tokens_.count(p.token) != 0 ? std::string()
+                                                : p.value.str());
       Require(granted_within ||
               (latest && p.token == latest->second &&
                p.session_id == latest->first) ||
@@ -347,6 +355,7 @@ class Harness {
   std::map<core::SessionId, int64_t> ttl_;
   std::vector<std::shared_ptr<Call>> calls_;
   std::map<std::string, std::pair<core::SessionId, core::Token>> creators_;
+  std::set<core::Token> lock_only_tokens_;  // CREATE answers to lock-only
   std::map<std::string, std::vector<Grant>> locks_;
   std::vector<std::tuple<std::string, core::SessionId, core::Token>>
       create_log_;

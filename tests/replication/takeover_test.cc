@@ -57,7 +57,8 @@ TEST_F(ReplicaTest, APublishRetriedAtTheNewLeaderIsAnsweredAgain) {
   p.value = std::string("made");
   core::StatusOr<double> first = core_->Publish(p);
   ASSERT_TRUE(first.ok());
-  // Lock-only: the stamp the first attempt left answers the retry.
+  // Lock-only: the stamp the first attempt left answers the retry, though
+  // the log keeps no value to recognise it by (clients send one anyway).
   core::AcquireRequest lock_only = Req(s, "lo");
   lock_only.client_created_time = 0;
   AcquireResult role = Now(lock_only);
@@ -67,6 +68,7 @@ TEST_F(ReplicaTest, APublishRetriedAtTheNewLeaderIsAnsweredAgain) {
   q.key = "lo";
   q.session_id = s;
   q.token = role.token;
+  q.value = std::string("L-stamp");
   core::StatusOr<double> stamped = core_->Publish(q);
   ASSERT_TRUE(stamped.ok());
 
