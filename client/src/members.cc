@@ -90,7 +90,8 @@ namespace {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options,
                                            const std::string& address,
-                                           const std::string& tls_name) {
+                                           const std::string& tls_name,
+                                           bool grouped) {
   grpc::ChannelArguments args;
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (options.tls.enabled) {
@@ -117,6 +118,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options,
   // handshakes with a busy daemon.)
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  if (grouped) {
+    // A group's member that hangs rather than dies (SIGSTOP, a partition)
+    // is found out in about 2 s: the connection closes, its calls fail
+    // UNAVAILABLE and go to the next member. The daemon allows a ping
+    // every 500 ms. Not for a single daemon: there is nowhere else to go,
+    // and a connection that still carries the client's requests (though
+    // not the answers) is worth more than a new one that cannot be set up.
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 1000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 1000);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  }
   return grpc::CreateCustomChannel(address, credentials, args);
 }
 
@@ -163,7 +176,7 @@ Members::Members(const ClientOptions& options, Resolver resolve)
   for (const std::string& address : addresses) {
     // A member reached by an IP its group's name resolved to shows a
     // certificate for that name.
-    AddLocked(address, name_host_);
+    AddLocked(address, name_host_, addresses.size() > 1);
   }
 }
 
@@ -174,7 +187,7 @@ bool Members::ResolveAgain() {
   for (const std::string& address : found) {
     if (std::none_of(members_.begin(), members_.end(),
                      [&](const auto& m) { return m->address == address; })) {
-      AddLocked(address, name_host_);
+      AddLocked(address, name_host_, /*grouped=*/true);
       if (!added) {
         current_ = members_.size() - 1;  // a new address: likely up
         added = true;
@@ -185,10 +198,10 @@ bool Members::ResolveAgain() {
 }
 
 void Members::AddLocked(const std::string& address,
-                        const std::string& tls_name) {
+                        const std::string& tls_name, bool grouped) {
   auto m = std::make_unique<Member>();
   m->address = address;
-  m->channel = MakeChannel(options_, address, tls_name);
+  m->channel = MakeChannel(options_, address, tls_name, grouped);
   m->sessions = v1::Sessions::NewStub(m->channel);
   m->dogpile = v1::Dogpile::NewStub(m->channel);
   m->rwmutex = v1::RWMutex::NewStub(m->channel);
@@ -228,7 +241,8 @@ bool Members::NoteFailure(const Member& tried, const Status& status) {
         members_.begin(), members_.end(),
         [&](const std::unique_ptr<Member>& m) { return m->address == leader; });
     if (named == members_.end()) {
-      AddLocked(leader, "");  // the leader's own name, as it advertises
+      // The leader's own name, as it advertises.
+      AddLocked(leader, "", /*grouped=*/true);
       named = members_.end() - 1;
     }
     const size_t index = named - members_.begin();

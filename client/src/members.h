@@ -104,7 +104,9 @@ class Members {
   // members yet, and moves calls to the first of them; true if any.
   bool ResolveAgain();
   // tls_name: the name its TLS certificate shows, if not the address's.
-  void AddLocked(const std::string& address, const std::string& tls_name);
+  // grouped: known to be a group's member (its channel pings).
+  void AddLocked(const std::string& address, const std::string& tls_name,
+                 bool grouped);
 
   const ClientOptions options_;
   const Resolver resolve_;

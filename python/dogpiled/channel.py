@@ -13,6 +13,16 @@ import grpc
 # to 120 s).
 _RECONNECT = (("grpc.initial_reconnect_backoff_ms", 100),
               ("grpc.max_reconnect_backoff_ms", 1000))
+# A replicated group's member that hangs rather than dies (SIGSTOP, a
+# partition) is found out in about 2 s: the connection is closed, calls on
+# it fail UNAVAILABLE and go to the next member. The daemon allows a ping
+# every 500 ms. Not for a single daemon: there is nowhere else to go, and
+# a connection that still carries the client's requests (though not the
+# answers) is worth more than a new one that cannot be set up.
+_KEEPALIVE = (("grpc.keepalive_time_ms", 1000),
+              ("grpc.keepalive_timeout_ms", 1000),
+              ("grpc.keepalive_permit_without_calls", 1),
+              ("grpc.http2.max_pings_without_data", 0))
 
 
 def _read(path, what):
@@ -24,8 +34,9 @@ def _read(path, what):
 
 
 def make_channel(address, *, tls=False, tls_ca=None, tls_cert=None,
-                 tls_key=None, options=()):
-    """Plaintext unless `tls` or any tls_* file is given.
+                 tls_key=None, options=(), keepalive=False):
+    """Plaintext unless `tls` or any tls_* file is given. keepalive: ping
+    the daemon every second (a member of a replicated group).
 
     tls_ca: PEM roots that signed the daemon's certificate (default: the
     system's). tls_cert and tls_key: this client's certificate and key, for
@@ -33,7 +44,8 @@ def make_channel(address, *, tls=False, tls_ca=None, tls_cert=None,
     identity.
     """
     given = dict(options)
-    options = [(k, v) for k, v in _RECONNECT if k not in given]
+    defaults = _RECONNECT + (_KEEPALIVE if keepalive else ())
+    options = [(k, v) for k, v in defaults if k not in given]
     options += list(given.items())
     if not (tls or tls_ca or tls_cert or tls_key):
         return grpc.insecure_channel(address, options=options)
@@ -75,6 +87,9 @@ class GroupChannel:
     call on, the group's rules apply, the named leader added (as in the
     C++ SDK).
 
+    make(address, grouped) makes a member's channel; `grouped` says
+    whether it is known to be one of a group's (then it pings).
+
     name: (host, port) of a group given as one name (a Kubernetes headless
     service): when every member known failed in turn and no follower named
     a leader, `resolve` asks it again (at most every _RESOLVE_EVERY s), so
@@ -96,7 +111,8 @@ class GroupChannel:
     def _channel_locked(self, address):
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = self._make(address)
+            channel = self._channels[address] = self._make(address,
+                                                           self.grouped)
         return channel
 
     def current(self):
@@ -411,5 +427,7 @@ def make_group_channel(address, resolve=resolve_name, **kwargs):
         options = dict(kwargs.pop("options", ()))
         options.setdefault("grpc.ssl_target_name_override", name[0])
         kwargs["options"] = tuple(options.items())
-    return GroupChannel(addresses, lambda a: make_channel(a, **kwargs),
+    return GroupChannel(addresses,
+                        lambda a, grouped: make_channel(a, keepalive=grouped,
+                                                        **kwargs),
                         name, resolve)

@@ -71,6 +71,11 @@ void LimitTransport(const Config& config, grpc::ServerBuilder& builder) {
   // gRPC stops pinging after two pings without data by default; a stalled
   // reader sends none, and must still be found out.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // The SDKs ping every second, to find out a member that hangs (SIGSTOP,
+  // a partition) and go elsewhere; gRPC's default would cut them off as
+  // abusive. Half that, for their timers' jitter.
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 500);
   if (config.max_connection_idle_ms > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS,
                                as_int(config.max_connection_idle_ms));
