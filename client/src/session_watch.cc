@@ -57,7 +57,7 @@ void SessionImpl::KeepWatch(std::unique_lock<std::mutex>& lock, uint64_t id,
   }
   if (call && watch_broken_) {
     const Status ended = EndWatch(lock, call);
-    // A daemon that serves no watch (a replicated group) is asked again
+    // A daemon that serves no watch (an older replicated one) is asked again
     // now and then, not at once: reads go through it meanwhile.
     watch_retry_at_ = Clock::now() + (ended.code() == StatusCode::kUnimplemented
                                           ? kUnservedWatchRetry

@@ -117,6 +117,9 @@ StatusOr<uint64_t> Coordinator::OpenWatch(SessionId session,
   if (FindSession(session) == nullptr) {
     return SessionNotFound(session);
   }
+  if (Journaling()) {
+    journal_->SessionWatching(session);
+  }
   return near_cache_->OpenWatch(session, std::move(wake));
 }
 

@@ -77,6 +77,9 @@ struct PersistedSession {
   // in snapshots, so whichever member leads next answers their retries.
   std::vector<PersistedPublish> recent_publishes{};
   std::vector<PersistedHolderRelease> recent_releases{};
+  // It opened a near-cache watch (Dogpile.Watch) at some leader: a new
+  // leader treats it as holding any key until it shows it dropped them.
+  bool watching = false;
 };
 
 // A member of a replicated group that led it, and the address its clients
@@ -128,6 +131,9 @@ class Journal {
   virtual void SessionEnded(SessionId /*id*/) {}
   virtual void Granted(const PersistedGrant& /*grant*/) {}
   virtual void Released(const PersistedRelease& /*release*/) {}
+  // The session opened a near-cache watch (journaled before the watch's
+  // first event, so committed before a KeepAlive naming it is answered).
+  virtual void SessionWatching(SessionId /*id*/) {}
   // A new leader's first entry: it leads from here on. Never written by
   // the Coordinator; the replicated journal proposes it on taking the lead.
   virtual void LeaderAnnounced(const PersistedMember& /*member*/) {}

@@ -1,5 +1,6 @@
 #include "core/near_cache.h"
 
+#include <algorithm>
 #include <limits>
 #include <utility>
 
@@ -57,11 +58,13 @@ std::function<void()> AckWait::Release() {
   return last ? Resolve(Status()) : nullptr;
 }
 
-NearCacheTracker::NearCacheTracker(const Clock* clock, const Limits& limits)
+NearCacheTracker::NearCacheTracker(const Clock* clock, const Limits& limits,
+                                   uint64_t first_watch_id)
     : clock_(clock),
       heartbeat_ms_(limits.watch_heartbeat_ms),
       ack_timeout_ms_(limits.watch_ack_timeout_ms),
-      max_tracked_(limits.max_tracked_keys) {}
+      max_tracked_(limits.max_tracked_keys),
+      next_watch_id_(std::max<uint64_t>(first_watch_id, 1)) {}
 
 NearCacheTracker::Watch* NearCacheTracker::FindWatch(uint64_t id) {
   auto it = watches_.find(id);
@@ -282,6 +285,24 @@ AckWaitPtr NearCacheTracker::Invalidate(const std::string& registry,
   return wait;
 }
 
+void NearCacheTracker::Inherit(SessionId session) {
+  mu_.Lock();
+  SessionState& state = sessions_[session];
+  if (state.watch_id == 0) {
+    const uint64_t id = next_watch_id_++;
+    Watch& watch = watches_[id];
+    watch.id = id;
+    watch.session = session;
+    watch.broken = true;
+    watch.inherited = true;
+    watch.next_seq = 2;
+    Push& everything = watch.unacked[1];
+    everything.sent_ms = clock_->NowMs();
+    state.watch_id = id;
+  }
+  mu_.Unlock();
+}
+
 void NearCacheTracker::SessionEnded(SessionId session) {
   mu_.Lock();
   auto state = sessions_.find(session);
@@ -357,6 +378,9 @@ bool NearCacheTracker::KeepAlive(SessionId session, uint64_t watch_id) {
       state == sessions_.end() ? nullptr : FindWatch(state->second.watch_id);
   if (watch != nullptr && watch->id == watch_id) {
     lost = watch->broken || Unresponsive(*watch);
+  } else if (watch != nullptr && watch->inherited && watch_id != 0) {
+    // A watch of an earlier leader, which the client may still trust: it
+    // must drop everything and name none (lost is true).
   } else if (watch != nullptr) {
     // The client trusts a watch only once a KeepAlive naming it was
     // answered, and never again after dropping it: naming another proves
@@ -385,9 +409,10 @@ void NearCacheTracker::Tick() {
   Flush();
 }
 
-void NearCacheTracker::Shutdown() {
+void NearCacheTracker::Shutdown() { Shutdown(ShuttingDown()); }
+
+void NearCacheTracker::Shutdown(const Status& down) {
   mu_.Lock();
-  const Status down = ShuttingDown();
   for (auto& [id, watch] : watches_) {
     for (auto& [seq, push] : watch.unacked) {
       for (AckWaitPtr& wait : push.waits) {

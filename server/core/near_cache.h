@@ -81,8 +81,11 @@ struct NearCacheStats {
 class NearCacheTracker {
  public:
   // `clock` outlives the tracker. Uses watch_heartbeat_ms,
-  // watch_ack_timeout_ms and max_tracked_keys of `limits`.
-  NearCacheTracker(const Clock* clock, const Limits& limits);
+  // watch_ack_timeout_ms and max_tracked_keys of `limits`. Watch ids start
+  // at `first_watch_id`: each term of a replicated group's leadership has
+  // its own tracker and range, so an id never names two watches.
+  NearCacheTracker(const Clock* clock, const Limits& limits,
+                   uint64_t first_watch_id = 1);
   NearCacheTracker(const NearCacheTracker&) = delete;
   NearCacheTracker& operator=(const NearCacheTracker&) = delete;
 
@@ -105,6 +108,16 @@ class NearCacheTracker {
   AckWaitPtr Invalidate(const std::string& registry, const std::string& key);
   void SessionEnded(SessionId session);
 
+  // A replicated group's new leader, before it serves: the session opened
+  // a watch at an earlier leader, which this tracker never saw, and may
+  // still serve values under it. It counts as holding everything under a
+  // broken watch with one unacked push of everything, so every Invalidate
+  // and Publish waits until the session shows it dropped them: it ends,
+  // opens a watch here, or names no watch in a KeepAlive. Naming a watch
+  // of an earlier leader proves nothing; that KeepAlive is answered
+  // watch_lost, and the client then drops and names none.
+  void Inherit(SessionId session);
+
   // Runs queued callbacks. Call without holding any lock.
   void Flush();
 
@@ -126,7 +139,9 @@ class NearCacheTracker {
   // Queues a heartbeat on each live watch that sent nothing for half the
   // interval. The daemon calls it every heartbeat interval.
   void Tick();
-  // Every wait is answered UNAVAILABLE, every watch closed.
+  // Every wait is answered `why`, every watch closed with it (UNAVAILABLE:
+  // shutting down, or a replicated leader deposed).
+  void Shutdown(const Status& why);
   void Shutdown();
 
   NearCacheStats GetStats();
@@ -144,6 +159,7 @@ class NearCacheTracker {
     SessionId session = 0;
     std::function<void()> wake;
     bool broken = false;  // its stream ended
+    bool inherited = false;  // Inherit(): a watch of an earlier leader
     std::optional<Status> closed;  // the daemon ended it
     uint64_t next_seq = 1;
     uint64_t handed_seq = 0;  // highest seq given to the writer
@@ -179,7 +195,7 @@ class NearCacheTracker {
   Mutex mu_;
   std::atomic<bool> has_queued_{false};
   std::vector<std::function<void()>> queued_ DP_GUARDED_BY(mu_);
-  uint64_t next_watch_id_ DP_GUARDED_BY(mu_) = 1;
+  uint64_t next_watch_id_ DP_GUARDED_BY(mu_);
   std::unordered_map<uint64_t, Watch> watches_ DP_GUARDED_BY(mu_);
   std::unordered_map<SessionId, SessionState> sessions_ DP_GUARDED_BY(mu_);
   // registry -> key -> holders.

@@ -81,6 +81,14 @@ bool GetKind(Cursor& in, core::GrantKind& kind) {
   return byte >= 1 && byte <= 3;
 }
 
+// A record that only names a session.
+std::string SessionRecord(RecordType type, core::SessionId id) {
+  std::string p;
+  Put<uint8_t>(p, static_cast<uint8_t>(type));
+  Put<uint64_t>(p, id);
+  return Frame(p);
+}
+
 // A session's recent call, for a snapshot (a new leader answers its
 // retries): the session, token and key both kinds begin with; the rest
 // follows. A publish's value_hash is std::hash of the value, the same on
@@ -141,10 +149,11 @@ std::string EncodeSessionOpened(const core::PersistedSession& s) {
 }
 
 std::string EncodeSessionEnded(core::SessionId id) {
-  std::string p;
-  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kSessionEnded));
-  Put<uint64_t>(p, id);
-  return Frame(p);
+  return SessionRecord(RecordType::kSessionEnded, id);
+}
+
+std::string EncodeSessionWatching(core::SessionId id) {
+  return SessionRecord(RecordType::kSessionWatching, id);
 }
 
 std::string EncodeGranted(const core::PersistedGrant& g) {
@@ -183,6 +192,9 @@ std::string EncodeState(const core::PersistedState& state) {
   std::string out;
   for (const auto& s : state.sessions) {
     out += EncodeSessionOpened(s);
+    if (s.watching) {
+      out += EncodeSessionWatching(s.id);
+    }
     for (const auto& call : s.recent_publishes) {
       std::string p = RecentCall(RecordType::kRecentPublish, s.id, call);
       Put<uint64_t>(p, call.value_hash);
@@ -243,6 +255,7 @@ std::optional<core::PersistedState> DecodeState(std::string_view data) {
       case RecordType::kSessionOpened:
         state.sessions.push_back(std::move(r->session));
         break;
+      case RecordType::kSessionWatching:
       case RecordType::kRecentPublish:
       case RecordType::kRecentRelease: {
         // Each follows its own session's record.
@@ -251,7 +264,9 @@ std::optional<core::PersistedState> DecodeState(std::string_view data) {
           return std::nullopt;
         }
         core::PersistedSession& session = state.sessions.back();
-        if (r->type == RecordType::kRecentPublish) {
+        if (r->type == RecordType::kSessionWatching) {
+          session.watching = true;
+        } else if (r->type == RecordType::kRecentPublish) {
           session.recent_publishes.push_back(std::move(r->publish));
         } else {
           session.recent_releases.push_back(std::move(r->holder_release));
@@ -310,6 +325,9 @@ void ReplayRecord(const Record& r, core::Journal& to) {
     case RecordType::kLeader:
       to.LeaderAnnounced(r.member);
       break;
+    case RecordType::kSessionWatching:
+      to.SessionWatching(r.session.id);
+      break;
     case RecordType::kStamp:
     case RecordType::kHighWater:
     case RecordType::kRecentPublish:
@@ -339,6 +357,9 @@ void RecordEncoder::Granted(const core::PersistedGrant& grant) {
 }
 void RecordEncoder::Released(const core::PersistedRelease& release) {
   buffer_ += EncodeReleased(release);
+}
+void RecordEncoder::SessionWatching(core::SessionId id) {
+  buffer_ += EncodeSessionWatching(id);
 }
 void RecordEncoder::LeaderAnnounced(const core::PersistedMember& member) {
   buffer_ += EncodeLeader(member);
@@ -412,6 +433,7 @@ std::optional<Record> RecordReader::DecodeAt(size_t pos, size_t& end) const {
       r.session.owner = in.GetString();
       break;
     case RecordType::kSessionEnded:
+    case RecordType::kSessionWatching:
       r.session.id = in.Get<uint64_t>();
       break;
     case RecordType::kGranted: {

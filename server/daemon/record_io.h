@@ -32,6 +32,9 @@ enum class RecordType : uint8_t {
   // older than these types lack them and still decode.
   kRecentPublish = 11,
   kRecentRelease = 12,
+  // A session opened a near-cache watch; in snapshots right after its
+  // session's kSessionOpened (core::PersistedSession::watching).
+  kSessionWatching = 13,
 };
 
 // One decoded record.
@@ -39,7 +42,8 @@ struct Record {
   RecordType type = RecordType::kValue;
   core::PersistedValue value;               // kValue; registry/key for kDrop
   core::PersistedInvalidation invalidation;  // kInvalidation
-  core::PersistedSession session;  // kSessionOpened; id for kSessionEnded
+  // kSessionOpened; its id for kSessionEnded and kSessionWatching.
+  core::PersistedSession session;
   core::PersistedGrant grant;      // kGranted
   core::PersistedRelease release;  // kReleased
   core::PersistedStamp stamp;      // kStamp
@@ -55,6 +59,7 @@ std::string EncodeDrop(const std::string& registry, const std::string& key);
 std::string EncodeInvalidation(const core::PersistedInvalidation& inv);
 std::string EncodeSessionOpened(const core::PersistedSession& session);
 std::string EncodeSessionEnded(core::SessionId id);
+std::string EncodeSessionWatching(core::SessionId id);
 std::string EncodeGranted(const core::PersistedGrant& grant);
 std::string EncodeReleased(const core::PersistedRelease& release);
 std::string EncodeLeader(const core::PersistedMember& member);
@@ -79,6 +84,7 @@ class RecordEncoder final : public core::Journal {
   void SessionEnded(core::SessionId id) override;
   void Granted(const core::PersistedGrant& grant) override;
   void Released(const core::PersistedRelease& release) override;
+  void SessionWatching(core::SessionId id) override;
   void LeaderAnnounced(const core::PersistedMember& member) override;
   // The records since the last Take(), and a fresh buffer.
   std::string Take() { return std::exchange(buffer_, {}); }

@@ -264,26 +264,38 @@ void Replica::Promote(uint64_t term, core::PersistedState state,
   if (stopped_ || leading_term_.load() != term) {
     return;
   }
+  // Near-caches: this term's watches, with ids of its own. A session that
+  // watched under an earlier leader may still serve from its near-cache
+  // until it notices; every Invalidate and Publish waits for it until then
+  // (NearCacheTracker::Inherit, docs/near-cache.md).
+  auto near_cache = std::make_shared<core::NearCacheTracker>(
+      options_.core.clock, options_.core.limits, (term << 32) | 1);
+  for (const core::PersistedSession& session : state.sessions) {
+    if (session.watching) {
+      near_cache->Inherit(session.id);
+    }
+  }
   core::CoordinatorOptions options = options_.core;
   options.journal = journal.get();
-  options.near_cache = nullptr;
+  options.near_cache = near_cache.get();
   options.token_store = nullptr;
   options.first_token = FirstToken(state.high_water);
-  // The journal lives as long as the Coordinator that writes to it.
+  // The journal and the tracker live as long as the Coordinator that
+  // writes to them.
   std::shared_ptr<core::Coordinator> core(
       new core::Coordinator(options),
-      [journal](core::Coordinator* c) { delete c; });
+      [journal, near_cache](core::Coordinator* c) { delete c; });
   core->Restore(state);
   timers_.push_back(std::make_unique<DeadlineTimer>(io_, *core));
   DeadlineTimer* timer = timers_.back().get();
   core->SetDeadlineHook([timer] { timer->Poke(); });
   timer->Poke();
-  serving_ = {term, journal, core, timer};
+  serving_ = {term, journal, core, near_cache, timer};
   {
     std::lock_guard lock(mu_);
     serving_term_ = term;
   }
-  cores_->Serve({core, journal});
+  cores_->Serve({core, journal, near_cache});
   spdlog::info("member {}: serving as leader of term {}: {} sessions, {} "
                "grants, {} values taken over", node_.id(), term,
                state.sessions.size(), state.grants.size(),
@@ -297,6 +309,9 @@ void Replica::Demote(uint64_t term, const core::Status& why) {
   cores_->Refuse(why);
   serving_.journal->Depose(why);
   serving_.core->Shutdown(why);
+  // Calls waiting for acks answer `why`, and the watches end with it: the
+  // clients drop their near-caches and watch at the next leader.
+  serving_.near_cache->Shutdown(why);
   serving_.timer->Stop();
   spdlog::info("member {}: stopped serving term {}", node_.id(),
                serving_.term);

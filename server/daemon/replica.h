@@ -49,7 +49,7 @@ struct ReplicaOptions {
   replication::RaftNodeOptions raft;  // the hooks are the Replica's own
   std::string client_address;        // what followers name to clients
   // For each term's Coordinator; journal and near_cache are the Replica's
-  // (none), the deadline hook its own.
+  // (one of each per term), the deadline hook its own.
   core::CoordinatorOptions core;
 };
 
@@ -92,6 +92,7 @@ class Replica final : public service::GroupAdmin {
     uint64_t term = 0;
     std::shared_ptr<replication::ReplicatedJournal> journal;
     std::shared_ptr<core::Coordinator> core;
+    std::shared_ptr<core::NearCacheTracker> near_cache;
     DeadlineTimer* timer = nullptr;  // in timers_
   };
   // Reads wait once the lead was last confirmed longer ago than a few

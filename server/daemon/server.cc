@@ -42,25 +42,33 @@ namespace {
 // Tokens made durable at start, before the core reserves more ahead.
 constexpr core::Token kFirstTokenBlock = 1 << 16;
 
-// Sends near-cache heartbeats: ticks the tracker every heartbeat interval
-// on the io_context thread.
+// Sends near-cache heartbeats: ticks the serving tracker (a replicated
+// leader's changes with its term) every heartbeat interval on the
+// io_context thread.
 class HeartbeatTimer {
  public:
-  HeartbeatTimer(asio::io_context& io, core::NearCacheTracker& tracker)
-      : tracker_(tracker), timer_(io) {}
+  HeartbeatTimer(asio::io_context& io, const service::CoreSource& cores,
+                 int64_t interval_ms)
+      : cores_(cores), interval_ms_(interval_ms), timer_(io) {}
   void Start() {
-    timer_.expires_after(std::chrono::milliseconds(tracker_.heartbeat_ms()));
+    timer_.expires_after(std::chrono::milliseconds(interval_ms_));
     timer_.async_wait([this](const asio::error_code& ec) {
-      if (!ec) {
-        tracker_.Tick();
-        Start();
+      if (ec) {
+        return;
       }
+      service::Serving serving;
+      grpc::Status refused;
+      if (cores_.Get(&serving, &refused) && serving.near_cache != nullptr) {
+        serving.near_cache->Tick();
+      }
+      Start();
     });
   }
   void Stop() { timer_.cancel(); }
 
  private:
-  core::NearCacheTracker& tracker_;
+  const service::CoreSource& cores_;
+  const int64_t interval_ms_;
   asio::steady_timer timer_;
 };
 
@@ -232,7 +240,7 @@ int RunDaemon(const Config& config) {
   // as it knows one.
   std::optional<service::CoreSource> cores;
   if (single) {
-    cores.emplace(&*single);
+    cores.emplace(&*single, &near_cache);
   } else {
     cores.emplace(core::Unavailable("this member has just started and does "
                                     "not know the leader yet; retry shortly")
@@ -298,11 +306,9 @@ int RunDaemon(const Config& config) {
     return 1;
   }
 
-  // Near-caches are a single node's for now (docs/replication.md).
-  core::NearCacheTracker* const tracker = single ? &near_cache : nullptr;
-  service::SessionsService sessions(&*cores, &auth, tracker);
+  service::SessionsService sessions(&*cores, &auth);
   service::DogpileService dogpile(&*cores, &auth, &answer_budget,
-                                  journal.get(), tracker);
+                                  journal.get());
   service::RWMutexService rwmutex(&*cores, &auth);
   // A group's member is built once the client port is known (it is
   // announced to the group), then attached.
@@ -380,7 +386,7 @@ int RunDaemon(const Config& config) {
     single->SetDeadlineHook([&timer] { timer->Poke(); });
     timer->Poke();
   }
-  HeartbeatTimer heartbeats(io, near_cache);
+  HeartbeatTimer heartbeats(io, *cores, near_cache.heartbeat_ms());
   heartbeats.Start();
 
   signals.async_wait([&](const asio::error_code& ec, int signal) {

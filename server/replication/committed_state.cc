@@ -177,6 +177,15 @@ void CommittedState::SessionOpened(const PersistedSession& session) {
   sessions_[session.id] = session;
 }
 
+void CommittedState::SessionWatching(core::SessionId id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    ++unmatched_;
+    return;
+  }
+  it->second.watching = true;
+}
+
 void CommittedState::SessionEnded(core::SessionId id) {
   if (sessions_.erase(id) == 0) {
     ++unmatched_;

@@ -34,6 +34,7 @@ class CommittedState final : public core::Journal {
   void SessionEnded(core::SessionId id) override;
   void Granted(const core::PersistedGrant& grant) override;
   void Released(const core::PersistedRelease& release) override;
+  void SessionWatching(core::SessionId id) override;
   void LeaderAnnounced(const core::PersistedMember& member) override;
 
   // Sorted by id, token, and (registry, key).

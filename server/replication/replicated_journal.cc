@@ -50,6 +50,12 @@ void ReplicatedJournal::Released(const core::PersistedRelease& release) {
   Added();
 }
 
+void ReplicatedJournal::SessionWatching(core::SessionId id) {
+  std::lock_guard lock(mu_);
+  pending_.SessionWatching(id);
+  Added();
+}
+
 void ReplicatedJournal::Added() {
   ++appended_;
   if (flush_posted_ || !failure_.ok()) {

@@ -54,6 +54,7 @@ class ReplicatedJournal final
   void SessionEnded(core::SessionId id) override;
   void Granted(const core::PersistedGrant& grant) override;
   void Released(const core::PersistedRelease& release) override;
+  void SessionWatching(core::SessionId id) override;
 
   // core::DurabilityBarrier
   core::Status Health() const override;

@@ -14,6 +14,7 @@
 
 #include "core/coordinator.h"
 #include "core/journal.h"
+#include "core/near_cache.h"
 #include "service/status_map.h"
 
 namespace dogpiled::service {
@@ -23,6 +24,9 @@ struct Serving {
   // Replicated mode: answers go out only once everything journaled before
   // was committed (AfterDurable). Null on a single node.
   std::shared_ptr<core::DurabilityBarrier> commit;
+  // The near-cache tracker the Coordinator was given (null: none, and Watch
+  // is refused). A replicated leader has one per term.
+  std::shared_ptr<core::NearCacheTracker> near_cache;
 };
 
 class CoreSource {
@@ -30,10 +34,12 @@ class CoreSource {
   // A single node: `core` answers every call and nothing waits to commit.
   // The pointer carries no count (an empty owner), so handing it out costs
   // a single node nothing.
-  explicit CoreSource(core::Coordinator* core)
+  CoreSource(core::Coordinator* core, core::NearCacheTracker* near_cache)
       : fixed_{std::shared_ptr<core::Coordinator>(
                    std::shared_ptr<core::Coordinator>(), core),
-               nullptr} {}
+               nullptr,
+               std::shared_ptr<core::NearCacheTracker>(
+                   std::shared_ptr<core::NearCacheTracker>(), near_cache)} {}
   // Replicated mode: refuses with `why` until Serve().
   explicit CoreSource(core::Status why) : refusal_(std::move(why)) {}
 

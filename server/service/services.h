@@ -25,10 +25,10 @@ namespace v1 = ::dogpiled::v1;
 
 class SessionsService final : public v1::Sessions::CallbackService {
  public:
-  // `near_cache` (may be null) learns which watch each KeepAlive names.
-  SessionsService(const CoreSource* cores, const Auth* auth,
-                  core::NearCacheTracker* near_cache = nullptr)
-      : cores_(cores), auth_(auth), near_cache_(near_cache) {}
+  // The serving near-cache tracker (if any) learns which watch each
+  // KeepAlive names.
+  SessionsService(const CoreSource* cores, const Auth* auth)
+      : cores_(cores), auth_(auth) {}
   grpc::ServerUnaryReactor* Open(grpc::CallbackServerContext* ctx,
                                  const v1::OpenRequest* request,
                                  v1::OpenResponse* response) override;
@@ -41,7 +41,6 @@ class SessionsService final : public v1::Sessions::CallbackService {
  private:
   const CoreSource* const cores_;
   const Auth* const auth_;
-  core::NearCacheTracker* const near_cache_;
 };
 
 class DogpileService final : public v1::Dogpile::CallbackService {
@@ -49,18 +48,13 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   // `budget` (may be null: unbounded) bounds the value bytes of answers
   // waiting on their readers. `durability`, when set, holds back the
   // answers of Publish and Invalidate until their records are as durable
-  // as the policy promises. `near_cache` (may be null: Watch is refused)
-  // is the tracker the Coordinator was given; Publish and Invalidate are
-  // answered once the near-caches holding the key have dropped it.
+  // as the policy promises. Watch is served by the serving near-cache
+  // tracker (refused without one); Publish and Invalidate are answered
+  // once the near-caches holding the key have dropped it.
   DogpileService(const CoreSource* cores, const Auth* auth,
                  ResponseBudget* budget = nullptr,
-                 core::DurabilityBarrier* durability = nullptr,
-                 core::NearCacheTracker* near_cache = nullptr)
-      : cores_(cores),
-        auth_(auth),
-        budget_(budget),
-        durability_(durability),
-        near_cache_(near_cache) {}
+                 core::DurabilityBarrier* durability = nullptr)
+      : cores_(cores), auth_(auth), budget_(budget), durability_(durability) {}
   grpc::ServerUnaryReactor* Acquire(grpc::CallbackServerContext* ctx,
                                     const v1::AcquireRequest* request,
                                     v1::AcquireResponse* response) override;
@@ -93,7 +87,6 @@ class DogpileService final : public v1::Dogpile::CallbackService {
   const Auth* const auth_;
   ResponseBudget* const budget_;
   core::DurabilityBarrier* const durability_;
-  core::NearCacheTracker* const near_cache_;
 };
 
 class RWMutexService final : public v1::RWMutex::CallbackService {

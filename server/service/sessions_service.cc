@@ -20,11 +20,10 @@ class KeepAliveReactor final
   // A stream stays with the Coordinator it began on: once that one is
   // deposed it answers UNAVAILABLE and the client opens a new stream.
   KeepAliveReactor(Serving serving, const grpc::Status& refused,
-                   core::NearCacheTracker* near_cache,
                    core::StatusOr<std::string> identity)
       : core_(std::move(serving.core)),
         commit_(std::move(serving.commit)),
-        near_cache_(near_cache),
+        near_cache_(std::move(serving.near_cache)),
         identity_(identity.ok() ? identity.value() : std::string()) {
     if (core_ == nullptr) {
       Finish(refused);
@@ -95,7 +94,7 @@ class KeepAliveReactor final
  private:
   const std::shared_ptr<core::Coordinator> core_;
   const std::shared_ptr<core::DurabilityBarrier> commit_;  // null: single
-  core::NearCacheTracker* const near_cache_;
+  const std::shared_ptr<core::NearCacheTracker> near_cache_;  // may be null
   const std::string identity_;
   v1::KeepAliveRequest request_;
   v1::KeepAliveResponse response_;
@@ -129,7 +128,7 @@ SessionsService::KeepAlive(grpc::CallbackServerContext* ctx) {
   Serving serving;
   grpc::Status refused;
   cores_->Get(&serving, &refused);
-  return new KeepAliveReactor(std::move(serving), refused, near_cache_,
+  return new KeepAliveReactor(std::move(serving), refused,
                               auth_->Identity(ctx));
 }
 

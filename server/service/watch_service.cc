@@ -27,11 +27,12 @@ class WatchReactor final
     : public grpc::ServerBidiReactor<v1::WatchRequest, v1::WatchEvent> {
  public:
   // `core` null: refused with `refused` (replicated mode, not the leader).
-  WatchReactor(std::shared_ptr<core::Coordinator> core,
-               const grpc::Status& refused, core::NearCacheTracker* tracker,
+  // The watch stays with the tracker (and term) it began on: once that one
+  // is shut down, the stream ends and the client opens a new one.
+  WatchReactor(Serving serving, const grpc::Status& refused,
                core::StatusOr<std::string> identity)
-      : core_(std::move(core)),
-        tracker_(tracker),
+      : core_(std::move(serving.core)),
+        tracker_(std::move(serving.near_cache)),
         identity_(identity.ok() ? identity.value() : std::string()),
         link_(std::make_shared<WatchLink>()) {
     link_->reactor = this;
@@ -41,12 +42,10 @@ class WatchReactor final
     } else if (!identity.ok()) {
       FinishLocked(ToGrpc(identity.status()));
     } else if (tracker_ == nullptr) {
-      // A replicated group keeps no near-cache table (yet). Not
-      // UNAVAILABLE: that would send a group's client away from its leader.
-      FinishLocked(grpc::Status(
-          grpc::StatusCode::UNIMPLEMENTED,
-          "Watch: a replicated group serves no near-cache yet; reads go "
-          "through the daemon (docs/replication.md)"));
+      // Not UNAVAILABLE: that would send a client away from this daemon.
+      FinishLocked(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                "Watch: this daemon keeps no near-cache "
+                                "table"));
     } else {
       StartRead(&request_);
     }
@@ -169,7 +168,7 @@ class WatchReactor final
   }
 
   const std::shared_ptr<core::Coordinator> core_;
-  core::NearCacheTracker* const tracker_;
+  const std::shared_ptr<core::NearCacheTracker> tracker_;
   const std::string identity_;
   const std::shared_ptr<WatchLink> link_;
   v1::WatchRequest request_;  // touched by the read side only
@@ -189,8 +188,7 @@ DogpileService::Watch(grpc::CallbackServerContext* ctx) {
   Serving serving;
   grpc::Status refused;
   cores_->Get(&serving, &refused);
-  return new WatchReactor(serving.core, refused, near_cache_,
-                          auth_->Identity(ctx));
+  return new WatchReactor(std::move(serving), refused, auth_->Identity(ctx));
 }
 
 }  // namespace dogpiled::service

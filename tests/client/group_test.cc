@@ -19,6 +19,7 @@
 #include "cli_runner.h"
 #include "daemon_harness.h"
 #include "dogpiled/client.h"
+#include "dogpiled/dogpile.h"
 #include "dogpiled/rwmutex.h"
 #include "dogpiled/session.h"
 
@@ -167,6 +168,60 @@ TEST_F(GroupTest, SessionAndLockCarryOverWhenTheLeaderIsKilled) {
   ASSERT_TRUE(after.owns_lock());
   EXPECT_GT(after.token(), token);
   EXPECT_EQ(holder->state(), SessionState::kAlive);
+}
+
+// The near-cache over a group: it serves the leader's values from memory,
+// and when the leader hangs (SIGSTOP), the SDK's keepalive pings find it
+// out, the session and its watch move to the new leader, and an
+// Invalidate answered there has emptied the near-cache first.
+TEST_F(GroupTest, NearCacheFollowsTheLeaderAndDropsBeforeAnInvalidateReturns) {
+  const uint64_t leader = Leader();
+  ASSERT_NE(leader, 0u);
+  ClientOptions cached = Patient(Target(leader));
+  cached.near_cache_bytes = 1 << 20;
+  Client reader_client(cached);
+  SessionOptions lease;
+  lease.ttl = seconds(10);
+  StatusOr<Session> reader = Session::Open(reader_client, lease);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  Client writer(Patient(Target(leader)));
+  DogpileOptions hour;
+  hour.expiretime = seconds(3600);
+  Dogpile hot(*reader, "reg", "k", hour);
+  const auto make = [](const char* v) {
+    return [v] { return std::string(v); };
+  };
+  // Read until the value is kept: the watch is up and trusted.
+  const auto wait_kept = [&] {
+    const auto deadline = Clock::now() + kPatience;
+    while (reader->near_cache_stats().entries == 0 &&
+           Clock::now() < deadline) {
+      hot.acquire(make("unused"));
+      std::this_thread::sleep_for(milliseconds(20));  // polling
+    }
+    return reader->near_cache_stats().entries == 1;
+  };
+  EXPECT_EQ(hot.acquire(make("v1")), "v1");
+  ASSERT_TRUE(wait_kept());
+  const uint64_t id = reader->id();
+
+  members_[leader]->Signal(SIGSTOP);
+  uint64_t successor = 0;
+  {
+    // Leader() asks every member; the stopped one would not answer.
+    auto stopped = std::move(members_[leader]);
+    successor = Leader();
+    members_[leader] = std::move(stopped);
+  }
+  ASSERT_NE(successor, leader);
+  EXPECT_TRUE(writer.Invalidate("reg", "k", /*hard=*/true).ok());
+  EXPECT_EQ(reader->near_cache_stats().entries, 0u)
+      << "Invalidate returned while the near-cache held the value";
+  EXPECT_EQ(hot.acquire(make("v2")), "v2");
+  EXPECT_TRUE(wait_kept()) << "no near-cache at the new leader";
+  EXPECT_EQ(hot.acquire(make("unused")), "v2");
+  EXPECT_EQ(reader->id(), id);
+  members_[leader]->Signal(SIGCONT);
 }
 
 TEST_F(GroupTest, DogpilectlTakesTheMembersList) {

@@ -359,5 +359,54 @@ TEST_F(NearCacheTest, WatchOfAnUnknownSessionIsRefused) {
   EXPECT_EQ(id.status().code(), Code::kNotFound);
 }
 
+// A replicated group's new leader inherits sessions that watched under an
+// earlier leader: they may still serve anything from their near-caches.
+TEST_F(NearCacheTest, InheritedSessionHoldsEveryCallUntilItNamesNoWatch) {
+  const SessionId writer = Open();
+  const SessionId reader = Open();
+  Store(writer, "k", "v1");
+  tracker_->Inherit(reader);
+  auto invalidated = Invalidate("k");
+  auto other = Invalidate("elsewhere");
+  EXPECT_FALSE(invalidated->done);
+  EXPECT_FALSE(other->done) << "the inherited session may hold any key";
+  // It names the watch it trusted at the old leader: that proves nothing,
+  // so it is told to drop everything, and the calls wait on.
+  EXPECT_TRUE(tracker_->KeepAlive(reader, 7));
+  EXPECT_FALSE(invalidated->done);
+  EXPECT_FALSE(tracker_->KeepAlive(reader, 0));  // dropped everything
+  EXPECT_TRUE(invalidated->done);
+  EXPECT_TRUE(invalidated->status.ok());
+  EXPECT_TRUE(other->done);
+  EXPECT_TRUE(Invalidate("k")->done) << "nothing owed any more";
+}
+
+TEST_F(NearCacheTest, InheritedSessionIsClearedByANewWatchOrItsEnd) {
+  const SessionId writer = Open();
+  const SessionId watcher = Open();
+  const SessionId gone = Open(/*ttl_ms=*/2000);
+  Store(writer, "k", "v1");
+  tracker_->Inherit(watcher);
+  tracker_->Inherit(gone);
+  auto invalidated = Invalidate("k");
+  const uint64_t watch = Watch(watcher);  // dropped all before opening
+  EXPECT_FALSE(invalidated->done) << "the other session is still owed";
+  Advance(2000);  // `gone` never comes back: its session expires
+  EXPECT_TRUE(invalidated->done);
+  // The new watch works as any other.
+  Store(writer, "j", "v1");
+  EXPECT_EQ(TrackedRead(watcher, "j").near_cache_watch_id, watch);
+  auto again = Invalidate("j");
+  EXPECT_FALSE(again->done);
+  EXPECT_TRUE(tracker_->Ack(watch, Drain(watch).at(0).seq).ok());
+  EXPECT_TRUE(again->done);
+}
+
+TEST_F(NearCacheTest, WatchIdsStartWhereTheTrackerIsTold) {
+  NearCacheTracker later(&clock_, limits_, (uint64_t{3} << 32) | 1);
+  EXPECT_EQ(later.OpenWatch(1, [] {}), (uint64_t{3} << 32) | 1);
+  EXPECT_EQ(later.OpenWatch(2, [] {}), (uint64_t{3} << 32) | 2);
+}
+
 }  // namespace
 }  // namespace dogpiled::core

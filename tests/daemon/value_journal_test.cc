@@ -471,6 +471,8 @@ TEST(RecordEncoderTest, AnEntryCarriesEveryKindOfRecordInOrder) {
 TEST(RecordEncoderTest, AStateSurvivesItsSnapshotEncoding) {
   core::PersistedState state;
   state.sessions.push_back({7, 5000, "n", "c", "o"});
+  state.sessions.push_back({8, 5000, "w", "c", "o"});
+  state.sessions.back().watching = true;
   state.grants.push_back(
       {101, core::GrantKind::kCreator, 7, "r", "k", 3, true, 2500});
   state.values.push_back({"r", "j", "bytes", 12.5, 99});
@@ -479,8 +481,10 @@ TEST(RecordEncoderTest, AStateSurvivesItsSnapshotEncoding) {
   state.high_water = 4242;
   std::optional<core::PersistedState> back = DecodeState(EncodeState(state));
   ASSERT_TRUE(back.has_value());
-  ASSERT_EQ(back->sessions.size(), 1u);
+  ASSERT_EQ(back->sessions.size(), 2u);
   EXPECT_EQ(back->sessions[0].owner, "o");
+  EXPECT_FALSE(back->sessions[0].watching);
+  EXPECT_TRUE(back->sessions[1].watching);
   ASSERT_EQ(back->grants.size(), 1u);
   EXPECT_EQ(back->grants[0].timeout_ms, 2500);
   EXPECT_TRUE(back->grants[0].lock_only);

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -210,6 +211,26 @@ TEST(CommittedStateTest, AReleaseRecordOfAnOlderVersionStillApplies) {
   EXPECT_TRUE(state.Grants().empty());
   EXPECT_EQ(state.unmatched(), 0u);
   EXPECT_TRUE(state.Sessions()[0].recent_releases.empty());
+}
+
+// A session that opened a near-cache watch is marked in the committed
+// state and its snapshots, so a new leader knows it may hold values.
+TEST(CommittedStateTest, AWatchingSessionIsMarkedAndKeptAcrossASnapshot) {
+  CommittedState state(core::Limits{}.invalidation_horizon_ms);
+  state.SessionOpened({7, 10'000, "c", "c", ""});
+  state.SessionOpened({8, 10'000, "c", "c", ""});
+  ASSERT_TRUE(daemon::ApplyEntry(daemon::EncodeSessionWatching(8), state));
+  ASSERT_TRUE(daemon::ApplyEntry(daemon::EncodeSessionWatching(99), state));
+  EXPECT_EQ(state.unmatched(), 1u) << "session 99 does not exist";
+  std::optional<core::PersistedState> back =
+      daemon::DecodeState(daemon::EncodeState(state.ToPersisted()));
+  ASSERT_TRUE(back.has_value());
+  CommittedState restored(core::Limits{}.invalidation_horizon_ms);
+  restored.Load(*back);
+  const std::vector<core::PersistedSession> sessions = restored.Sessions();
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_FALSE(sessions[0].watching);
+  EXPECT_TRUE(sessions[1].watching);
 }
 
 }  // namespace

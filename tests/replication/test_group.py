@@ -43,13 +43,13 @@ class Group:
     """Three members with fixed client and Raft ports, so a restarted
     member keeps its addresses."""
 
-    def __init__(self, size=3):
+    def __init__(self, size=3, extra=()):
         self.raft = {i: f"127.0.0.1:{free_port()}" for i in range(1, size + 1)}
         peers = ",".join(f"{i}={a}" for i, a in self.raft.items())
         self.members = {
             i: Daemon("--node-id", str(i), "--peers", peers,
                       "--election-timeout-ms", str(ELECTION_MS),
-                      "--heartbeat-ms", "100", "--log-level", "info",
+                      "--heartbeat-ms", "100", "--log-level", "info", *extra,
                       listen=f"127.0.0.1:{free_port()}")
             for i in self.raft
         }
