@@ -1,85 +1,9 @@
 #include "daemon/record_io.h"
 
-#include <zlib.h>
-
-#include <cstring>
+#include "daemon/record_codec.h"
 
 namespace dogpiled::daemon {
 namespace {
-
-template <typename T>
-void Put(std::string& out, T v) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof(T));  // x86/arm64 are little-endian
-  out.append(bytes, sizeof(T));
-}
-
-void PutString(std::string& out, const std::string& s) {
-  Put<uint32_t>(out, static_cast<uint32_t>(s.size()));
-  out += s;
-}
-
-std::string Frame(const std::string& payload) {
-  std::string out;
-  Put<uint32_t>(out, static_cast<uint32_t>(payload.size()));
-  Put<uint32_t>(out, static_cast<uint32_t>(crc32(
-                         0, reinterpret_cast<const Bytef*>(payload.data()),
-                         static_cast<uInt>(payload.size()))));
-  return out + payload;
-}
-
-// Reads fields from one payload; any overrun marks it bad.
-class Cursor {
- public:
-  explicit Cursor(std::string_view data) : data_(data) {}
-  template <typename T>
-  T Get() {
-    T v{};
-    if (pos_ + sizeof(T) > data_.size()) {
-      bad_ = true;
-      return v;
-    }
-    std::memcpy(&v, data_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return v;
-  }
-  std::string GetString() {
-    const auto n = Get<uint32_t>();
-    if (bad_ || pos_ + n > data_.size()) {
-      bad_ = true;
-      return {};
-    }
-    std::string s(data_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  bool ok() const { return !bad_ && pos_ == data_.size(); }
-  bool at_end() const { return pos_ >= data_.size(); }
-
- private:
-  std::string_view data_;
-  size_t pos_ = 0;
-  bool bad_ = false;
-};
-
-// libraft's on-disk log takes only entries whose size is a multiple of 8, so
-// entries end in up to 7 zero bytes; no record is shorter than its 8-byte
-// header, so they cannot be taken for one.
-bool IsPadding(std::string_view rest) {
-  return rest.size() < 8 &&
-         rest.find_first_not_of('\0') == std::string_view::npos;
-}
-
-void PutKind(std::string& out, core::GrantKind kind) {
-  Put<uint8_t>(out, static_cast<uint8_t>(kind));
-}
-
-// False (the record is bad) for a byte that names no kind.
-bool GetKind(Cursor& in, core::GrantKind& kind) {
-  const auto byte = in.Get<uint8_t>();
-  kind = static_cast<core::GrantKind>(byte);
-  return byte >= 1 && byte <= 3;
-}
 
 // A record that only names a session.
 std::string SessionRecord(RecordType type, core::SessionId id) {
@@ -87,22 +11,6 @@ std::string SessionRecord(RecordType type, core::SessionId id) {
   Put<uint8_t>(p, static_cast<uint8_t>(type));
   Put<uint64_t>(p, id);
   return Frame(p);
-}
-
-// A session's recent call, for a snapshot (a new leader answers its
-// retries): the session, token and key both kinds begin with; the rest
-// follows. A publish's value_hash is std::hash of the value, the same on
-// every member built alike.
-template <typename Call>
-std::string RecentCall(RecordType type, core::SessionId session,
-                       const Call& call) {
-  std::string p;
-  Put<uint8_t>(p, static_cast<uint8_t>(type));
-  Put<uint64_t>(p, session);
-  Put<uint64_t>(p, call.token);
-  PutString(p, call.registry);
-  PutString(p, call.key);
-  return p;
 }
 
 }  // namespace
@@ -186,117 +94,6 @@ std::string EncodeLeader(const core::PersistedMember& m) {
   Put<uint64_t>(p, m.id);
   PutString(p, m.client_address);
   return Frame(p);
-}
-
-std::string EncodeState(const core::PersistedState& state) {
-  std::string out;
-  for (const auto& s : state.sessions) {
-    out += EncodeSessionOpened(s);
-    if (s.watching) {
-      out += EncodeSessionWatching(s.id);
-    }
-    for (const auto& call : s.recent_publishes) {
-      std::string p = RecentCall(RecordType::kRecentPublish, s.id, call);
-      Put<uint64_t>(p, call.value_hash);
-      Put<double>(p, call.created_time);
-      out += Frame(p);
-    }
-    for (const auto& call : s.recent_releases) {
-      std::string p = RecentCall(RecordType::kRecentRelease, s.id, call);
-      PutKind(p, call.kind);
-      out += Frame(p);
-    }
-  }
-  for (const auto& g : state.grants) {
-    out += EncodeGranted(g);
-  }
-  for (const auto& v : state.values) {
-    out += EncodeValue(v);
-  }
-  for (const auto& i : state.invalidations) {
-    out += EncodeInvalidation(i);
-  }
-  for (const auto& s : state.stamps) {
-    std::string p;
-    Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kStamp));
-    PutString(p, s.registry);
-    PutString(p, s.key);
-    Put<uint64_t>(p, s.token);
-    Put<double>(p, s.created_time);
-    out += Frame(p);
-  }
-  // The leader last: DecodeState takes the last one for it.
-  const core::PersistedMember* leader = nullptr;
-  for (const auto& m : state.members) {
-    if (m.id == state.leader) {
-      leader = &m;
-    } else {
-      out += EncodeLeader(m);
-    }
-  }
-  if (leader != nullptr) {
-    out += EncodeLeader(*leader);
-  }
-  std::string p;
-  Put<uint8_t>(p, static_cast<uint8_t>(RecordType::kHighWater));
-  Put<uint64_t>(p, state.high_water);
-  return out + Frame(p);
-}
-
-std::optional<core::PersistedState> DecodeState(std::string_view data) {
-  core::PersistedState state;
-  RecordReader reader(data);
-  while (!reader.at_end() && !IsPadding(data.substr(reader.consumed()))) {
-    std::optional<Record> r = reader.Next();
-    if (!r) {
-      return std::nullopt;
-    }
-    switch (r->type) {
-      case RecordType::kSessionOpened:
-        state.sessions.push_back(std::move(r->session));
-        break;
-      case RecordType::kSessionWatching:
-      case RecordType::kRecentPublish:
-      case RecordType::kRecentRelease: {
-        // Each follows its own session's record.
-        if (state.sessions.empty() ||
-            state.sessions.back().id != r->session.id) {
-          return std::nullopt;
-        }
-        core::PersistedSession& session = state.sessions.back();
-        if (r->type == RecordType::kSessionWatching) {
-          session.watching = true;
-        } else if (r->type == RecordType::kRecentPublish) {
-          session.recent_publishes.push_back(std::move(r->publish));
-        } else {
-          session.recent_releases.push_back(std::move(r->holder_release));
-        }
-        break;
-      }
-      case RecordType::kGranted:
-        state.grants.push_back(std::move(r->grant));
-        break;
-      case RecordType::kValue:
-        state.values.push_back(std::move(r->value));
-        break;
-      case RecordType::kInvalidation:
-        state.invalidations.push_back(std::move(r->invalidation));
-        break;
-      case RecordType::kStamp:
-        state.stamps.push_back(std::move(r->stamp));
-        break;
-      case RecordType::kHighWater:
-        state.high_water = r->high_water;
-        break;
-      case RecordType::kLeader:  // the members in order, the leader last
-        state.leader = r->member.id;
-        state.members.push_back(std::move(r->member));
-        break;
-      default:
-        return std::nullopt;  // changes, not state
-    }
-  }
-  return state;
 }
 
 void ReplayRecord(const Record& r, core::Journal& to) {

@@ -64,8 +64,8 @@ std::string EncodeGranted(const core::PersistedGrant& grant);
 std::string EncodeReleased(const core::PersistedRelease& release);
 std::string EncodeLeader(const core::PersistedMember& member);
 
-// A whole state as records (a replicated snapshot), and back. nullopt if
-// the bytes are not whole, valid records.
+// A whole state as records (a replicated snapshot; snapshot_io.cc), and
+// back. nullopt if the bytes are not whole, valid records.
 std::string EncodeState(const core::PersistedState& state);
 std::optional<core::PersistedState> DecodeState(std::string_view data);
 
