@@ -289,20 +289,27 @@ def _replicated_rows(results):
                      _verdict(f >= 0.9 * s)))
     single = run("write lock handoff, single node")
     lead, etcd = run("write lock handoff, leader of 3"), run("etcd lock handoff")
+    # The goal is judged against etcd replicated as dogpiled is (three
+    # members on the same cores); the single member is shown beside it.
+    etcd3 = run("etcd lock handoff, 3 members")
     if lead:
         h = lead["handoffs_per_sec"]
         peers = [f"{name} {r['handoffs_per_sec']:,.0f}/s "
                  f"({r.get('server_cpu_us_per_handoff', 0):,.0f} µs): "
                  f"{_big_ratio(h, r['handoffs_per_sec'])}"
-                 for name, r in (("single node", single), ("etcd lock", etcd))
+                 for name, r in (("single node", single),
+                                 ("etcd lock, 3 members", etcd3),
+                                 ("etcd lock, 1 member", etcd))
                  if r]
+        judge = etcd3 or etcd
         rows.append(("replicated: contended write-lock handoff, leader of 3 "
                      "(server CPU/handoff)",
                      f"{h:,.0f}/s "
                      f"({lead.get('server_cpu_us_per_handoff', 0):,.0f} µs)",
-                     "; ".join(peers), "", "≥ 20× etcd",
-                     _verdict(h >= 20 * etcd["handoffs_per_sec"])
-                     if etcd else "–"))
+                     "; ".join(peers), "",
+                     "≥ 20× etcd" + (" (3 members)" if etcd3 else ""),
+                     _verdict(h >= 20 * judge["handoffs_per_sec"])
+                     if judge else "–"))
     return rows
 
 

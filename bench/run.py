@@ -241,6 +241,17 @@ def run_all(args, cfg, srv, runner, results):
             server_pid=etcd.pid, clients=cfg["handoff_clients"], **common)
         for server in [d, etcd, *members]:
             srv.stop(server)
+        # The replicated peer: etcd as three members on the same cores,
+        # driven at its leader (its best case: no forwarding), CPU the
+        # leader's, as for dogpiled's group.
+        etcd_leader, etcd_members = srv.etcd_group()
+        sc["replicated"]["etcd lock handoff, 3 members"] = runner.bench(
+            "handoff", "etcd lock, 3 members", budget,
+            etcd=etcd_leader.address, system="etcd",
+            server_pid=etcd_leader.pid, clients=cfg["handoff_clients"],
+            **common)
+        for server in etcd_members:
+            srv.stop(server)
 
     if "stampede" in args.only:
         d = srv.dogpiled()

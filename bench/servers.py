@@ -244,11 +244,6 @@ class Servers:
 
     def _etcd(self, tmpfs):
         client, peer = free_port(), free_port()
-        data = tempfile.mkdtemp(prefix="etcd-data-", dir=self.root)
-        if tmpfs and os.path.isdir("/dev/shm"):
-            data = tempfile.mkdtemp(prefix="dogpiled-bench-etcd-",
-                                    dir="/dev/shm")
-            self.extra_dirs.append(data)
 
         def ready(_server):
             try:
@@ -257,17 +252,81 @@ class Servers:
                     return b"true" in r.read()
             except OSError:
                 return False
-        return self._start("etcd", [
-            shutil.which("etcd") or "/usr/bin/etcd", "--name", "bench",
+        return self._etcd_member("bench", client, peer,
+                                 f"bench=http://127.0.0.1:{peer}", tmpfs, ready)
+
+    def etcd_group(self, size=3):
+        """etcd as a cluster of `size` members on loopback, data on disk:
+        the replicated peer of a dogpiled group, on the same cores. Returns
+        (leader, members) once a member reports that it leads."""
+        def start():
+            ports = {f"m{i}": (free_port(), free_port())
+                     for i in range(1, size + 1)}
+            cluster = ",".join(f"{name}=http://127.0.0.1:{peer}"
+                               for name, (_, peer) in ports.items())
+            members = []
+            try:
+                for name, (client, peer) in ports.items():
+                    # A member answers only once the cluster has a
+                    # quorum: here, only that it listens.
+                    members.append(self._etcd_member(
+                        name, client, peer, cluster, False, _listening))
+            except BaseException:
+                for m in members:
+                    self.stop(m)
+                raise
+            return members
+        members = _on_free_ports(start)
+        found = {}
+
+        def elected():
+            for m in members:
+                status = _etcd_status(m.port)
+                if status and status.get("leader") == status["header"]["member_id"]:
+                    found["leader"] = m
+                    return True
+            return False
+        _wait_until(elected, "an etcd cluster's leader")
+        return found["leader"], members
+
+    def _etcd_member(self, name, client, peer, cluster, tmpfs, ready):
+        data = tempfile.mkdtemp(prefix="etcd-data-", dir=self.root)
+        if tmpfs and os.path.isdir("/dev/shm"):
+            data = tempfile.mkdtemp(prefix="dogpiled-bench-etcd-",
+                                    dir="/dev/shm")
+            self.extra_dirs.append(data)
+        return self._start("etcd" if name == "bench" else f"etcd-{name}", [
+            shutil.which("etcd") or "/usr/bin/etcd", "--name", name,
             "--data-dir", data,
             "--listen-client-urls", f"http://127.0.0.1:{client}",
             "--advertise-client-urls", f"http://127.0.0.1:{client}",
             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-            "--initial-cluster", f"bench=http://127.0.0.1:{peer}",
+            "--initial-cluster", cluster,
             "--initial-cluster-state", "new",
             "--logger", "zap", "--log-level", "error"],
             port=client, ready=ready)
+
+
+def _listening(server):
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _etcd_status(port):
+    """etcd's Maintenance.Status through its JSON gateway (member_id and
+    leader are decimal strings), or None."""
+    try:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v3/maintenance/status", data=b"{}",
+            method="POST")
+        with urllib.request.urlopen(request, timeout=1) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
 
 
 # etcd's WAL segment (64 MiB, preallocated) and its database, with room.
