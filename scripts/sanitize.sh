@@ -8,8 +8,7 @@
 #         tests (its keep-alive thread, flights and gRPC callbacks; the SDK
 #         and the daemon both built with TSan), and on the daemon
 #         serving the functional integration tests (the 1,000-waiter scale
-#         test is left to the normal build: TSan slows it past its waits)
-#         and three of them serving the replicated group's tests.
+#         test is left to the normal build: TSan slows it past its waits).
 # Usage: scripts/sanitize.sh [asan] [tsan]   (no argument: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,8 +35,8 @@ for kind in $want; do
                  client_dogpile_lock_only_test client_herd_test
                  client_name_registry_test client_rwmutex_test client_retry_test
                  client_near_cache_test)
-      cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpilectl \
-        dogpiled_python_stubs "${sdk_tests[@]}"
+      cmake --build build-tsan -j"$JOBS" --target core_test state_test dogpiled dogpiled_python_stubs \
+        "${sdk_tests[@]}"
       export TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/scripts/tsan.supp"
       # Leases in the SDK tests run 3 times longer (tests/client/test_util.h):
       # TSan slows each renewal's round trip several times over.
@@ -49,20 +48,6 @@ for kind in $want; do
         tests/integration/test_sessions.py tests/integration/test_dogpile.py \
         tests/integration/test_bad_input.py tests/integration/test_security.py \
         tests/integration/test_section5.py tests/integration/test_near_cache.py
-      # Replicated groups (libraft's loop thread beside gRPC's and the
-      # core's). A member a report halts may not fail its test (a group
-      # outlives one member), so reports go to files and any file fails.
-      reports=$(mktemp -d)
-      TSAN_OPTIONS="$TSAN_OPTIONS log_path=$reports/report" \
-        DOGPILED_BIN=build-tsan/server/dogpiled DOGPILED_PY_STUBS=build-tsan/python_stubs \
-        DOGPILECTL_BIN=build-tsan/client/dogpilectl \
-        /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/replication
-      if compgen -G "$reports/report*" >/dev/null; then
-        cat "$reports"/report* >&2
-        echo "sanitize: ThreadSanitizer reports from a replicated group (above)" >&2
-        exit 1
-      fi
-      rm -rf "$reports"
       ;;
     *) echo "sanitize: unknown kind '$kind' (asan, tsan)" >&2; exit 2 ;;
   esac
