@@ -140,6 +140,19 @@ class Servers:
         _wait_until(up, name)
         return server
 
+    def _start_all(self, starts):
+        """Calls each of `starts` (each starts one member and returns its
+        Server) in order; if one fails, stops those already started."""
+        started = []
+        try:
+            for start in starts:
+                started.append(start())
+        except BaseException:
+            for server in started:
+                self.stop(server)
+            raise
+        return started
+
     def stop(self, server):
         if server.proc.poll() is None:
             server.proc.send_signal(signal.SIGTERM)
@@ -169,22 +182,18 @@ class Servers:
         def start():
             raft = {i: free_port() for i in range(1, size + 1)}
             peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in raft.items())
-            members = {}
-            try:
-                for i in raft:
-                    state = tempfile.mkdtemp(prefix=f"member{i}-", dir=self.root)
-                    members[i] = self._start(f"dogpiled-member{i}", [
-                        self.dogpiled_bin, "--node-id", str(i), "--peers", peers,
-                        "--listen", f"127.0.0.1:{free_port()}",
-                        "--port-file", os.path.join(state, "port"),
-                        "--state-dir", state, "--metrics-listen", "",
-                        "--log-level", "warn"],
-                        port_file=os.path.join(state, "port"))
-            except BaseException:
-                for m in members.values():
-                    self.stop(m)
-                raise
-            return members
+
+            def member(i):
+                state = tempfile.mkdtemp(prefix=f"member{i}-", dir=self.root)
+                return self._start(f"dogpiled-member{i}", [
+                    self.dogpiled_bin, "--node-id", str(i), "--peers", peers,
+                    "--listen", f"127.0.0.1:{free_port()}",
+                    "--port-file", os.path.join(state, "port"),
+                    "--state-dir", state, "--metrics-listen", "",
+                    "--log-level", "warn"],
+                    port_file=os.path.join(state, "port"))
+            return dict(zip(raft, self._start_all(
+                [lambda i=i: member(i) for i in raft])))
         members = _on_free_ports(start)
         found = {}
 
@@ -264,18 +273,12 @@ class Servers:
                      for i in range(1, size + 1)}
             cluster = ",".join(f"{name}=http://127.0.0.1:{peer}"
                                for name, (_, peer) in ports.items())
-            members = []
-            try:
-                for name, (client, peer) in ports.items():
-                    # A member answers only once the cluster has a
-                    # quorum: here, only that it listens.
-                    members.append(self._etcd_member(
-                        name, client, peer, cluster, False, _listening))
-            except BaseException:
-                for m in members:
-                    self.stop(m)
-                raise
-            return members
+            # A member answers only once the cluster has a quorum: here,
+            # only that it listens.
+            return self._start_all([
+                lambda n=name, c=client, p=peer: self._etcd_member(
+                    n, c, p, cluster, False, _listening)
+                for name, (client, peer) in ports.items()])
         members = _on_free_ports(start)
         found = {}
 
